@@ -1,0 +1,187 @@
+//! Wiring: opens the store and key, builds the pipeline from the configuration,
+//! binds the sockets, installs logging and metrics, and runs until SIGTERM or
+//! SIGINT. The only place that knows every concrete type.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::auth::{LocalAuth, PrimaryAuth, PrimaryConfig};
+use crate::config::{Config, LogFormat};
+use crate::factor::recovery::RecoveryCodes;
+use crate::factor::totp::TotpFactor;
+use crate::pipeline::Pipeline;
+use crate::radius::{ServerOptions, serve as serve_radius};
+use crate::seal::SealKey;
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+
+/// Installs the tracing subscriber: `RUST_LOG` wins over `[log] level`; logs go to stderr.
+pub fn init_logging(level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let result = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Human => builder.try_init(),
+    };
+    // Already installed (tests): keep the first.
+    let _ = result;
+}
+
+/// Opens the store and the sealing key named by the configuration.
+pub async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Arc<SealKey>)> {
+    let key = SealKey::load_or_create(&config.store.key_file)
+        .with_context(|| format!("store key file {}", config.store.key_file.display()))?;
+    let store = SqliteStore::open(&config.store.path)
+        .await
+        .with_context(|| format!("SQLite store {}", config.store.path.display()))?;
+    Ok((Arc::new(store), Arc::new(key)))
+}
+
+/// Builds the pipeline for a configuration over an open store.
+pub fn build_pipeline(
+    config: &Config,
+    store: Arc<dyn Store>,
+    key: Arc<SealKey>,
+) -> anyhow::Result<Pipeline> {
+    let primary: Arc<dyn PrimaryAuth> = match &config.primary {
+        PrimaryConfig::Local(_) => {
+            Arc::new(LocalAuth::new(store.clone()).map_err(anyhow::Error::msg)?)
+        }
+    };
+    Ok(Pipeline::new(
+        primary,
+        TotpFactor::new(store.clone(), key.clone(), config.totp.clone()),
+        RecoveryCodes::new(store.clone(), key),
+        store,
+        config.policy.clone(),
+    ))
+}
+
+/// Runs the daemon until a termination signal.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let token = CancellationToken::new();
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some((addr, install_metrics_recorder()?)),
+        None => None,
+    };
+    let (store, key) = open_store(&config).await?;
+    let pipeline = Arc::new(build_pipeline(&config, store, key)?);
+
+    let socket = UdpSocket::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen for RADIUS on udp/{}", config.listen))?;
+    let local = socket.local_addr()?;
+    info!(
+        clients = config.clients.iter().count(),
+        "RADIUS listening on udp/{local}"
+    );
+    for client in config.clients.iter() {
+        if !client.require_message_authenticator {
+            warn!(client = %client.name, "client does not require Message-Authenticator: exposed to BLAST-RADIUS (CVE-2024-3596)");
+        }
+    }
+
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some((addr, handle)) = metrics {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen for metrics on tcp/{addr}"))?;
+        info!("metrics listening on http://{}/metrics", listener.local_addr()?);
+        tasks.spawn(serve_metrics(listener, handle, token.clone()));
+    }
+    tasks.spawn(wait_for_signal(token.clone()));
+
+    let options = ServerOptions {
+        max_in_flight: config.max_in_flight,
+        duplicate_ttl: config.duplicate_ttl,
+        ..ServerOptions::default()
+    };
+    serve_radius(socket, Arc::new(config.clients.clone()), pipeline, options, token.clone())
+        .await
+        .context("RADIUS listener failed")?;
+    token.cancel();
+    tasks.shutdown().await;
+    info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal(token: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        warn!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: stopping"),
+        _ = int.recv() => info!("SIGINT: stopping"),
+        _ = token.cancelled() => return,
+    }
+    token.cancel();
+}
+
+/// Installs the Prometheus recorder with real histogram buckets for latencies.
+fn install_metrics_recorder() -> anyhow::Result<PrometheusHandle> {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Suffix("_seconds".into()),
+            &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0],
+        )
+        .context("metrics buckets")?
+        .install_recorder()
+        .context("cannot install the metrics recorder")
+}
+
+/// A deliberately tiny HTTP/1.1 responder for `GET /metrics` (the full HTTP
+/// listener arrives with the enrollment portal).
+async fn serve_metrics(listener: TcpListener, handle: PrometheusHandle, token: CancellationToken) {
+    let mut upkeep = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        let (mut stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(_) => continue,
+            },
+            _ = upkeep.tick() => { handle.run_upkeep(); continue; }
+            _ = token.cancelled() => return,
+        };
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            let mut request = vec![0u8; 2048];
+            let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut request)).await;
+            let Ok(Ok(len)) = read else { return };
+            let line = String::from_utf8_lossy(&request[..len]);
+            let (status, body) = if line.starts_with("GET /metrics ") {
+                ("200 OK", handle.render())
+            } else {
+                ("404 Not Found", "not found\n".to_string())
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        });
+    }
+}
+
+/// The address a client should use to reach a listener bound to `listen`.
+pub fn reachable(listen: SocketAddr) -> SocketAddr {
+    match listen.ip() {
+        ip if ip.is_unspecified() && listen.is_ipv4() => SocketAddr::from(([127, 0, 0, 1], listen.port())),
+        ip if ip.is_unspecified() => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, listen.port())),
+        _ => listen,
+    }
+}

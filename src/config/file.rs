@@ -1,0 +1,203 @@
+//! Stage one of configuration: the file as written, in serde structs with
+//! `deny_unknown_fields` so a misspelt key is an error, not silently ignored.
+//! Defaults here are the documented defaults. Backend sections own their
+//! structs in their own modules (`auth::local`, `factor::totp`, `store`).
+
+use serde::Deserialize;
+
+use crate::auth::PrimaryConfig;
+use crate::factor::totp::TotpConfig;
+use crate::store::StoreConfig;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// `[radius]`
+    #[serde(default)]
+    pub radius: RadiusSection,
+    /// `[[clients]]`
+    #[serde(default)]
+    pub clients: Vec<ClientSection>,
+    /// `[primary]`
+    #[serde(default)]
+    pub primary: PrimaryConfig,
+    /// `[totp]`
+    #[serde(default)]
+    pub totp: TotpConfig,
+    /// `[policy]`
+    #[serde(default)]
+    pub policy: PolicySection,
+    /// `[store]`
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// `[log]`
+    #[serde(default)]
+    pub log: LogSection,
+    /// `[metrics]`
+    #[serde(default)]
+    pub metrics: MetricsSection,
+}
+
+/// `[radius]`: the UDP listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RadiusSection {
+    /// Address and port to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Requests processed at once.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// Seconds an answer is kept for retransmissions (RFC 5080 §2.2.2).
+    #[serde(default = "default_duplicate_cache_secs")]
+    pub duplicate_cache_secs: u64,
+}
+
+impl Default for RadiusSection {
+    fn default() -> Self {
+        RadiusSection {
+            listen: default_listen(),
+            max_in_flight: default_max_in_flight(),
+            duplicate_cache_secs: default_duplicate_cache_secs(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:1812".into()
+}
+fn default_max_in_flight() -> usize {
+    4096
+}
+fn default_duplicate_cache_secs() -> u64 {
+    30
+}
+
+/// `[[clients]]`: one NAS.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSection {
+    /// Name for logs and metrics.
+    #[serde(default)]
+    pub name: String,
+    /// IP address or CIDR the NAS sends from.
+    #[serde(default)]
+    pub address: String,
+    /// Shared secret, inline.
+    pub secret: Option<String>,
+    /// Shared secret read from a file (systemd credentials), trailing newline removed.
+    pub secret_file: Option<String>,
+    /// Drop Access-Requests without a valid Message-Authenticator (BLAST-RADIUS).
+    #[serde(default = "default_true")]
+    pub require_message_authenticator: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// What to do with a user who has no second factor enrolled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unenrolled {
+    /// Reject, telling where to enroll.
+    #[default]
+    Reject,
+    /// Accept on the password alone.
+    Allow,
+}
+
+/// `[policy]`: how codes arrive and how failures are limited.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySection {
+    /// Separator between password and appended code (`secret,123456`).
+    #[serde(default = "default_separator")]
+    pub code_separator: String,
+    /// Policy for users without a second factor.
+    #[serde(default)]
+    pub unenrolled: Unenrolled,
+    /// Where users enroll; included in the Reply-Message that rejects an unenrolled user.
+    #[serde(default)]
+    pub enroll_url: Option<String>,
+    /// Consecutive failures before a lockout.
+    #[serde(default = "default_max_failures")]
+    pub max_failures: u32,
+    /// Minutes a lockout lasts.
+    #[serde(default = "default_lockout_minutes")]
+    pub lockout_minutes: u64,
+    /// Seconds an Access-Challenge State stays valid.
+    #[serde(default = "default_challenge_secs")]
+    pub challenge_timeout_secs: u64,
+}
+
+impl Default for PolicySection {
+    fn default() -> Self {
+        PolicySection {
+            code_separator: default_separator(),
+            unenrolled: Unenrolled::default(),
+            enroll_url: None,
+            max_failures: default_max_failures(),
+            lockout_minutes: default_lockout_minutes(),
+            challenge_timeout_secs: default_challenge_secs(),
+        }
+    }
+}
+
+fn default_separator() -> String {
+    ",".into()
+}
+fn default_max_failures() -> u32 {
+    5
+}
+fn default_lockout_minutes() -> u64 {
+    15
+}
+fn default_challenge_secs() -> u64 {
+    120
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line, for collectors.
+    Json,
+}
+
+/// `[log]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// tracing filter, e.g. `info` or `info,rampart::radius=debug`; `RUST_LOG` overrides.
+    #[serde(default = "default_level")]
+    pub level: String,
+    /// `human` or `json`.
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            level: default_level(),
+            format: LogFormat::default(),
+        }
+    }
+}
+
+fn default_level() -> String {
+    "info".into()
+}
+
+/// `[metrics]`: Prometheus exposition.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Address for `GET /metrics`; unset = no listener.
+    pub listen: Option<String>,
+}

@@ -1,0 +1,245 @@
+//! Stage two of configuration: checks every value and turns the file structs
+//! into [`Config`], whose fields have real types (addresses, networks,
+//! durations, secrets). Collects every problem instead of stopping at the first.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use super::Problem;
+use super::file::{ConfigFile, LogFormat, Unenrolled};
+use crate::auth::PrimaryConfig;
+use crate::factor::totp::TotpConfig;
+use crate::radius::clients::{Client, Clients};
+use crate::secret::Secret;
+use crate::store::StoreConfig;
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from.
+    pub source: PathBuf,
+    /// RADIUS listener address.
+    pub listen: SocketAddr,
+    /// Requests processed at once.
+    pub max_in_flight: usize,
+    /// Lifetime of cached answers for retransmissions.
+    pub duplicate_ttl: Duration,
+    /// The NAS clients.
+    pub clients: Clients,
+    /// Primary authentication backend.
+    pub primary: PrimaryConfig,
+    /// TOTP settings.
+    pub totp: TotpConfig,
+    /// Login policy.
+    pub policy: Policy,
+    /// Store settings.
+    pub store: StoreConfig,
+    /// tracing filter directives.
+    pub log_level: String,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Prometheus listener, if any.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Login policy, validated.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Separator between password and appended code.
+    pub code_separator: String,
+    /// What to do with users without a second factor.
+    pub unenrolled: Unenrolled,
+    /// Where users enroll.
+    pub enroll_url: Option<String>,
+    /// Consecutive failures before a lockout.
+    pub max_failures: u32,
+    /// Lockout length.
+    pub lockout: Duration,
+    /// Access-Challenge State lifetime.
+    pub challenge_ttl: Duration,
+}
+
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Validates a deserialized file.
+pub fn validate(file: ConfigFile, source: &Path) -> Result<Config, Vec<Problem>> {
+    let mut problems = Problems(Vec::new());
+
+    let listen = file.radius.listen.parse::<SocketAddr>().unwrap_or_else(|_| {
+        problems.add(
+            "radius.listen",
+            format!(
+                "{:?} is not an address:port such as \"0.0.0.0:1812\"",
+                file.radius.listen
+            ),
+        );
+        SocketAddr::from(([127, 0, 0, 1], 1812))
+    });
+    if file.radius.max_in_flight == 0 {
+        problems.add("radius.max_in_flight", "must be at least 1");
+    }
+    if file.radius.duplicate_cache_secs == 0 {
+        problems.add(
+            "radius.duplicate_cache_secs",
+            "must be at least 1: without it a NAS retransmission repeats a login",
+        );
+    }
+
+    let clients = validate_clients(&file, &mut problems);
+
+    let policy = &file.policy;
+    if policy.code_separator.is_empty()
+        || policy.code_separator.chars().any(|c| c.is_ascii_alphanumeric())
+    {
+        problems.add(
+            "policy.code_separator",
+            "must be non-empty punctuation such as \",\" (letters and digits would split passwords)",
+        );
+    }
+    if policy.max_failures == 0 {
+        problems.add("policy.max_failures", "must be at least 1");
+    }
+    if policy.lockout_minutes == 0 {
+        problems.add("policy.lockout_minutes", "must be at least 1");
+    }
+    if !(10..=600).contains(&policy.challenge_timeout_secs) {
+        problems.add(
+            "policy.challenge_timeout_secs",
+            "must be between 10 and 600 seconds",
+        );
+    }
+    if let Some(url) = &policy.enroll_url
+        && url.trim().is_empty()
+    {
+        problems.add("policy.enroll_url", "must not be empty when set");
+    }
+
+    for (key, message) in file.totp.problems() {
+        problems.add(format!("totp.{key}"), message);
+    }
+    for (key, message) in file.store.problems() {
+        problems.add(format!("store.{key}"), message);
+    }
+
+    if let Err(error) = tracing_subscriber::EnvFilter::try_new(&file.log.level) {
+        problems.add("log.level", format!("not a valid filter: {error}"));
+    }
+
+    let metrics_listen = match &file.metrics.listen {
+        None => None,
+        Some(text) => match text.parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                problems.add(
+                    "metrics.listen",
+                    format!("{text:?} is not an address:port such as \"127.0.0.1:9812\""),
+                );
+                None
+            }
+        },
+    };
+
+    if !problems.0.is_empty() {
+        return Err(problems.0);
+    }
+    Ok(Config {
+        source: source.to_path_buf(),
+        listen,
+        max_in_flight: file.radius.max_in_flight,
+        duplicate_ttl: Duration::from_secs(file.radius.duplicate_cache_secs),
+        clients,
+        primary: file.primary,
+        totp: file.totp,
+        policy: Policy {
+            code_separator: file.policy.code_separator,
+            unenrolled: file.policy.unenrolled,
+            enroll_url: file.policy.enroll_url,
+            max_failures: file.policy.max_failures,
+            lockout: Duration::from_secs(file.policy.lockout_minutes * 60),
+            challenge_ttl: Duration::from_secs(file.policy.challenge_timeout_secs),
+        },
+        store: file.store,
+        log_level: file.log.level,
+        log_format: file.log.format,
+        metrics_listen,
+    })
+}
+
+fn validate_clients(file: &ConfigFile, problems: &mut Problems) -> Clients {
+    if file.clients.is_empty() {
+        problems.add(
+            "clients",
+            "no [[clients]] configured: add one with name, address and secret",
+        );
+    }
+    let mut clients = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    for (i, section) in file.clients.iter().enumerate() {
+        let key = |field: &str| format!("clients[{i}].{field}");
+        if section.name.trim().is_empty() {
+            problems.add(key("name"), "missing: every client needs a name for logs");
+        } else if !names.insert(section.name.clone()) {
+            problems.add(key("name"), format!("{:?} is used by another client", section.name));
+        }
+        let network = parse_network(&section.address);
+        if network.is_none() {
+            problems.add(
+                key("address"),
+                format!(
+                    "{:?} is not an IP address or CIDR such as \"192.0.2.10\" or \"10.0.0.0/24\"",
+                    section.address
+                ),
+            );
+        }
+        let secret = match (&section.secret, &section.secret_file) {
+            (Some(_), Some(_)) => {
+                problems.add(key("secret"), "set either secret or secret_file, not both");
+                None
+            }
+            (None, None) => {
+                problems.add(key("secret"), "missing: set secret or secret_file");
+                None
+            }
+            (Some(secret), None) => Some(secret.clone()),
+            (None, Some(path)) => match super::read_secret_file(path) {
+                Ok(secret) => Some(secret),
+                Err(message) => {
+                    problems.add(key("secret_file"), message);
+                    None
+                }
+            },
+        };
+        if let Some(secret) = &secret
+            && secret.is_empty()
+        {
+            problems.add(key("secret"), "is empty");
+        }
+        if let (Some(network), Some(secret)) = (network, secret) {
+            clients.push(Client {
+                name: section.name.as_str().into(),
+                network,
+                secret: Secret::new(secret.into_bytes()),
+                require_message_authenticator: section.require_message_authenticator,
+            });
+        }
+    }
+    Clients::new(clients)
+}
+
+fn parse_network(text: &str) -> Option<IpNet> {
+    text.parse::<IpNet>()
+        .ok()
+        .or_else(|| text.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+}

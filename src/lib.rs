@@ -1,0 +1,24 @@
+//! rampart: a RADIUS MFA proxy. NAS devices (VPN concentrators, RD Gateway via
+//! NPS) send Access-Requests; rampart checks the password, then a second
+//! factor, and only then answers Access-Accept.
+//!
+//! Layout: `radius` is the wire (pure codec + the one socket owner), `pipeline`
+//! is the request path, `auth` and `factor` are backends behind small traits,
+//! `store` persists enrollment, `config` reads and validates the file, `app`
+//! wires it together and `cli` is the admin's command line.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod factor;
+pub mod pipeline;
+pub mod radius;
+pub mod seal;
+pub mod secret;
+pub mod session;
+pub mod store;
+pub mod username;

@@ -1,0 +1,127 @@
+//! The `rampart` binary: parses the command line, loads the configuration and
+//! hands over to the library. `anyhow` lives here and in `app`, nowhere else.
+
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use rampart::{app, cli, config};
+
+#[derive(Parser)]
+#[command(name = "rampart", version, about = "RADIUS MFA proxy: password + second factor for VPNs and RD Gateway")]
+struct Args {
+    /// Configuration file.
+    #[arg(long, short, global = true, default_value = "config/rampart.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Serve,
+    /// Validate the configuration and exit (0 = valid, 2 = problems printed).
+    CheckConfig,
+    /// Manage local users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Enroll a second factor for a user.
+    Enroll {
+        #[command(subcommand)]
+        command: EnrollCommand,
+    },
+    /// Send a test Access-Request to a running rampart (password from stdin).
+    Radtest {
+        /// User name.
+        user: String,
+        /// Server address; default: this configuration's listener.
+        #[arg(long)]
+        server: Option<SocketAddr>,
+        /// Client entry whose secret to use; default: the one covering this machine.
+        #[arg(long)]
+        client: Option<String>,
+        /// Seconds to wait per attempt.
+        #[arg(long, default_value_t = 5)]
+        timeout: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a local user (password from stdin).
+    Add { name: String },
+    /// Change a local user's password (from stdin).
+    Passwd { name: String },
+    /// Delete a user with every factor and recovery code.
+    Del { name: String },
+    /// List users with their enrollment state.
+    List,
+}
+
+#[derive(Subcommand)]
+enum EnrollCommand {
+    /// Create a TOTP seed: prints the otpauth:// URI and a QR code.
+    Totp { name: String },
+    /// Issue 10 single-use recovery codes (replacing earlier ones).
+    Recovery { name: String },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match config::load(&args.config) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Command::CheckConfig = args.command {
+        println!("{}: OK", args.config.display());
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match args.command {
+            Command::Serve => {
+                app::init_logging(&config.log_level, config.log_format);
+                app::serve(config).await.map(|()| 0)
+            }
+            Command::CheckConfig => Ok(0),
+            Command::User { command } => match command {
+                UserCommand::Add { name } => cli::user_add(&config, &name).await.map(|()| 0),
+                UserCommand::Passwd { name } => cli::user_passwd(&config, &name).await.map(|()| 0),
+                UserCommand::Del { name } => cli::user_del(&config, &name).await.map(|()| 0),
+                UserCommand::List => cli::user_list(&config).await.map(|()| 0),
+            },
+            Command::Enroll { command } => match command {
+                EnrollCommand::Totp { name } => cli::enroll_totp(&config, &name).await.map(|()| 0),
+                EnrollCommand::Recovery { name } => cli::enroll_recovery(&config, &name).await.map(|()| 0),
+            },
+            Command::Radtest { user, server, client, timeout } => {
+                cli::radtest(&config, &user, server, client.as_deref(), Duration::from_secs(timeout)).await
+            }
+        }
+    });
+    match result {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code as u8),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! RADIUS: the pure codec (`packet`, `attr`, `crypto`, `request`, `reply`), the
+//! client table and duplicate cache, the UDP listener (`server`, the only file
+//! that touches the socket) and a small client (`client`) for `radtest`, tests
+//! and benchmarks.
+
+pub mod attr;
+pub mod client;
+pub mod clients;
+pub mod crypto;
+pub mod dedup;
+pub mod packet;
+pub mod reply;
+pub mod request;
+pub mod server;
+
+pub use packet::{Attribute, Code, Packet};
+pub use reply::Decision;
+pub use request::AccessRequest;
+pub use server::{Handler, ServerOptions, serve};

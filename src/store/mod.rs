@@ -1,0 +1,158 @@
+//! Persistence: this module owns the [`Store`] trait, the one interface the
+//! daemon uses for accounts, local password hashes, sealed TOTP seeds and
+//! their replay guard, recovery-code hashes, and lockout state. Backends
+//! (SQLite now, PostgreSQL later) implement it so the rest of the daemon
+//! holds an `Arc<dyn Store>` and never sees SQL. Every operation that must be
+//! race-free (step claiming, code consumption, failure counting) is atomic in
+//! the backend, not read-modify-write in the caller. Secrets only ever arrive
+//! here already hashed or sealed; times are unix seconds and user names are
+//! already normalised.
+
+pub mod config;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use std::fmt;
+
+pub use config::StoreConfig;
+pub use sqlite::SqliteStore;
+
+/// Errors returned by a [`Store`].
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A local user of that name already exists.
+    #[error("user {0:?} already exists")]
+    AlreadyExists(String),
+    /// The operation needs a user (or local user) that does not exist.
+    #[error("no such user {0:?}")]
+    NoSuchUser(String),
+    /// The backend failed. The message never includes bound values, so no
+    /// secret can leak into logs through it.
+    #[error("store unavailable: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// What an administrator sees about one account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserSummary {
+    /// Normalised user name.
+    pub name: String,
+    /// Whether the account has a local password (false for directory users
+    /// that only enrolled a factor here).
+    pub local_password: bool,
+    /// Whether a TOTP seed is enrolled.
+    pub totp: bool,
+    /// Number of unused recovery codes.
+    pub recovery_codes_left: u32,
+    /// Consecutive failed logins since the last success or lock.
+    pub failures: u32,
+    /// End of the current or most recent lock, if one was ever set and not
+    /// cleared; compare with the current time to know whether it is active.
+    pub locked_until: Option<i64>,
+    /// Time of the last successful login.
+    pub last_login: Option<i64>,
+    /// Time the account row was created.
+    pub created_at: i64,
+}
+
+/// A user's enrolled TOTP factor.
+#[derive(Clone)]
+pub struct TotpRecord {
+    /// The seed as sealed by `crate::seal::SealKey::seal`, with the user name
+    /// as associated data.
+    pub sealed_secret: Vec<u8>,
+    /// The last time step accepted for this user, if any (replay guard).
+    pub last_step: Option<i64>,
+}
+
+// Hand-written so the sealed seed never ends up in logs, even encrypted.
+impl fmt::Debug for TotpRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TotpRecord")
+            .field("sealed_secret_len", &self.sealed_secret.len())
+            .field("last_step", &self.last_step)
+            .finish()
+    }
+}
+
+/// The persistence interface of the daemon. Object-safe: held as
+/// `Arc<dyn Store>`.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates a local user with an argon2id PHC hash.
+    /// [`StoreError::AlreadyExists`] if a local user of that name exists. If
+    /// an account row exists without a local password (e.g. a directory user
+    /// who enrolled a factor), it gets the password.
+    async fn add_user(&self, name: &str, password_hash: &str, now: i64) -> Result<(), StoreError>;
+
+    /// Replaces the password hash of a local user; [`StoreError::NoSuchUser`]
+    /// if there is no local user of that name.
+    async fn set_password(&self, name: &str, password_hash: &str) -> Result<(), StoreError>;
+
+    /// Deletes the account and every factor, recovery code and lockout record
+    /// of it, in one transaction. [`StoreError::NoSuchUser`] if nothing existed.
+    async fn delete_user(&self, name: &str) -> Result<(), StoreError>;
+
+    /// All accounts ordered by name, including those without a local password.
+    async fn list_users(&self) -> Result<Vec<UserSummary>, StoreError>;
+
+    /// One account, if its row exists.
+    async fn user(&self, name: &str) -> Result<Option<UserSummary>, StoreError>;
+
+    /// The local password hash, if the user has one.
+    async fn password_hash(&self, name: &str) -> Result<Option<String>, StoreError>;
+
+    /// Enrolls (or replaces) the TOTP seed; creates the account row if
+    /// needed; resets `last_step` to `None`. One transaction.
+    async fn set_totp(&self, name: &str, sealed_secret: &[u8], now: i64) -> Result<(), StoreError>;
+
+    /// The enrolled TOTP factor, if any.
+    async fn totp(&self, name: &str) -> Result<Option<TotpRecord>, StoreError>;
+
+    /// Removes the TOTP factor; returns whether one was enrolled.
+    async fn remove_totp(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// RFC 6238 §5.2 replay guard, atomic: records `step` as used and returns
+    /// true only if it is newer than every step accepted before for this
+    /// user. Of concurrent calls with the same step exactly one gets true.
+    /// False when no TOTP is enrolled.
+    async fn claim_totp_step(&self, name: &str, step: i64) -> Result<bool, StoreError>;
+
+    /// Replaces the whole set of recovery-code hashes in one transaction (the
+    /// old set is invalid afterwards); creates the account row if needed.
+    async fn replace_recovery_codes(
+        &self,
+        name: &str,
+        hashes: &[String],
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Single use, atomic: deletes the matching hash and returns true, or
+    /// false if absent (already used or wrong). Of concurrent calls with the
+    /// same code exactly one gets true.
+    async fn consume_recovery_code(&self, name: &str, hash: &str) -> Result<bool, StoreError>;
+
+    /// `Some(locked_until)` while locked (`locked_until > now`), else `None`.
+    async fn locked_until(&self, name: &str, now: i64) -> Result<Option<i64>, StoreError>;
+
+    /// Atomically adds one consecutive failure, creating the lockout row if
+    /// needed (unknown users are tracked too so probing cannot bypass it).
+    /// When the count reaches `max_failures`, sets
+    /// `locked_until = now + lock_secs`, resets the count to 0 and returns
+    /// `Some(locked_until)`; otherwise `None`.
+    async fn record_failure(
+        &self,
+        name: &str,
+        now: i64,
+        max_failures: u32,
+        lock_secs: i64,
+    ) -> Result<Option<i64>, StoreError>;
+
+    /// A successful login: failures = 0, and `last_login = now` if an
+    /// account row exists.
+    async fn record_success(&self, name: &str, now: i64) -> Result<(), StoreError>;
+
+    /// Admin unlock: clears failures and `locked_until`. Returns whether
+    /// anything was locked.
+    async fn unlock(&self, name: &str) -> Result<bool, StoreError>;
+}

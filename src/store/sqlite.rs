@@ -1,0 +1,1023 @@
+//! The SQLite backend of [`Store`]: owns the database file (created 0600,
+//! WAL journal, foreign keys on, synchronous FULL), its connection pool, and
+//! the embedded schema migrations in `migrations/sqlite`. Race-sensitive
+//! operations are single SQL statements (SQLite serialises writers, so each is
+//! atomic); multi-statement changes run in `BEGIN IMMEDIATE` transactions so
+//! they take the write lock up front and wait on `busy_timeout` instead of
+//! failing with a lock-upgrade error under contention.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqlSafeStr, SqlitePool, SqliteTransaction};
+
+use crate::store::{Store, StoreError, TotpRecord, UserSummary};
+
+/// How long a connection waits for another writer before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Writers serialise anyway; a few connections let reads proceed in parallel
+/// under WAL without starving a 2-core host of threads (one per connection).
+const POOL_SIZE: u32 = 4;
+
+/// The schema, embedded at build time so the binary needs no migrations
+/// directory at run time. Built by hand rather than with `sqlx::migrate!`
+/// because that macro needs sqlx's `macros` feature, which the crate does
+/// not enable; version and description follow the `migrate!` naming rules
+/// (`0001_init.sql` → 1, "init") and the checksum is computed the same way,
+/// so switching to the macro later is seamless.
+fn migrator() -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        Cow::Borrowed("init"),
+        MigrationType::Simple,
+        include_str!("../../migrations/sqlite/0001_init.sql").into_sql_str(),
+        false,
+    )])
+}
+
+/// A [`Store`] kept in one SQLite database file (or in memory, for tests).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+/// Wraps a backend error. sqlx/SQLite messages name tables and constraints,
+/// never bound values, so no secret reaches the message.
+fn db<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
+    StoreError::Backend(Box::new(e))
+}
+
+/// Counts stored as SQLite integers, clamped into `u32` for display.
+fn count(v: i64) -> u32 {
+    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
+}
+
+/// The summary query, as a macro so `concat!` can build the two variants as
+/// `&'static str` (what sqlx accepts as SQL without an injection audit).
+macro_rules! summary_select {
+    () => {
+        "\
+    SELECT a.name, \
+           a.password_hash IS NOT NULL AS local_password, \
+           EXISTS (SELECT 1 FROM totp t WHERE t.name = a.name) AS has_totp, \
+           (SELECT COUNT(*) FROM recovery_codes r WHERE r.name = a.name) AS codes_left, \
+           COALESCE(l.failures, 0) AS failures, \
+           l.locked_until, \
+           a.last_login, \
+           a.created_at \
+    FROM accounts a LEFT JOIN lockouts l ON l.name = a.name"
+    };
+}
+
+fn summary(row: &SqliteRow) -> Result<UserSummary, StoreError> {
+    Ok(UserSummary {
+        name: row.try_get("name").map_err(db)?,
+        local_password: row.try_get::<i64, _>("local_password").map_err(db)? != 0,
+        totp: row.try_get::<i64, _>("has_totp").map_err(db)? != 0,
+        recovery_codes_left: count(row.try_get("codes_left").map_err(db)?),
+        failures: count(row.try_get("failures").map_err(db)?),
+        locked_until: row.try_get("locked_until").map_err(db)?,
+        last_login: row.try_get("last_login").map_err(db)?,
+        created_at: row.try_get("created_at").map_err(db)?,
+    })
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed, with parent directories) the database at
+    /// `path` and applies pending migrations. A new file is created with mode
+    /// 0600 (SQLite gives its `-wal`/`-shm` files the same mode) because it
+    /// holds password hashes and sealed seeds.
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            tokio::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .await
+                .map_err(db)?;
+        }
+        // Pre-create so the mode is right from the first byte; an existing
+        // file is left as the administrator set it.
+        match tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(db(e)),
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL, not WAL's usual NORMAL: a claimed TOTP step or consumed
+            // recovery code lost on power failure would allow a replay.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .connect_with(options)
+            .await
+            .map_err(db)?;
+        Self::migrated(pool).await
+    }
+
+    /// An empty private in-memory database, for tests and benchmarks.
+    pub async fn open_in_memory() -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .in_memory(true)
+            .foreign_keys(true);
+        // Each in-memory connection is its own database, so the pool must
+        // hold exactly one connection and never retire it.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(db)?;
+        Self::migrated(pool).await
+    }
+
+    async fn migrated(pool: SqlitePool) -> Result<SqliteStore, StoreError> {
+        migrator().run(&pool).await.map_err(db)?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// Starts a transaction holding the write lock from the start, so it can
+    /// wait for other writers rather than fail on a read-to-write upgrade.
+    async fn write_tx(&self) -> Result<SqliteTransaction<'static>, StoreError> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+    }
+}
+
+/// Creates the account row for factor enrolment of a user not yet known here
+/// (e.g. a directory user); a no-op when it exists.
+async fn ensure_account(
+    tx: &mut SqliteTransaction<'static>,
+    name: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO accounts (name, created_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn add_user(&self, name: &str, password_hash: &str, now: i64) -> Result<(), StoreError> {
+        // One statement: insert, or give the password to an existing
+        // password-less account; zero rows changed means a local user exists.
+        let done = sqlx::query(
+            "INSERT INTO accounts (name, password_hash, created_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash \
+             WHERE accounts.password_hash IS NULL",
+        )
+        .bind(name)
+        .bind(password_hash)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::AlreadyExists(name.to_owned()));
+        }
+        Ok(())
+    }
+
+    async fn set_password(&self, name: &str, password_hash: &str) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE accounts SET password_hash = ?2 WHERE name = ?1 AND password_hash IS NOT NULL",
+        )
+        .bind(name)
+        .bind(password_hash)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NoSuchUser(name.to_owned()));
+        }
+        Ok(())
+    }
+
+    async fn delete_user(&self, name: &str) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let mut removed = 0;
+        // Factor tables explicitly, not only via ON DELETE CASCADE, so the
+        // result does not hinge on the foreign_keys pragma; lockouts has no FK.
+        for sql in [
+            "DELETE FROM totp WHERE name = ?1",
+            "DELETE FROM recovery_codes WHERE name = ?1",
+            "DELETE FROM lockouts WHERE name = ?1",
+            "DELETE FROM accounts WHERE name = ?1",
+        ] {
+            removed += sqlx::query(sql)
+                .bind(name)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
+        }
+        if removed == 0 {
+            // Nothing changed; dropping the transaction rolls it back.
+            return Err(StoreError::NoSuchUser(name.to_owned()));
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn list_users(&self) -> Result<Vec<UserSummary>, StoreError> {
+        sqlx::query(concat!(summary_select!(), " ORDER BY a.name"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(summary)
+            .collect()
+    }
+
+    async fn user(&self, name: &str) -> Result<Option<UserSummary>, StoreError> {
+        sqlx::query(concat!(summary_select!(), " WHERE a.name = ?1"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .as_ref()
+            .map(summary)
+            .transpose()
+    }
+
+    async fn password_hash(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT password_hash FROM accounts WHERE name = ?1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        match row {
+            Some(row) => row.try_get("password_hash").map_err(db),
+            None => Ok(None),
+        }
+    }
+
+    async fn set_totp(&self, name: &str, sealed_secret: &[u8], now: i64) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        ensure_account(&mut tx, name, now).await?;
+        // A new seed starts a new step history: steps of the old seed must
+        // not block the first codes of the new one.
+        sqlx::query(
+            "INSERT INTO totp (name, sealed_secret, last_step, created_at) VALUES (?1, ?2, NULL, ?3) \
+             ON CONFLICT (name) DO UPDATE SET sealed_secret = excluded.sealed_secret, \
+             last_step = NULL, created_at = excluded.created_at",
+        )
+        .bind(name)
+        .bind(sealed_secret)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn totp(&self, name: &str) -> Result<Option<TotpRecord>, StoreError> {
+        let row = sqlx::query("SELECT sealed_secret, last_step FROM totp WHERE name = ?1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.map(|row| {
+            Ok(TotpRecord {
+                sealed_secret: row.try_get("sealed_secret").map_err(db)?,
+                last_step: row.try_get("last_step").map_err(db)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn remove_totp(&self, name: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM totp WHERE name = ?1")
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn claim_totp_step(&self, name: &str, step: i64) -> Result<bool, StoreError> {
+        // Compare-and-set in one statement: of racing claims for the same
+        // step, the first to commit changes the row and the rest match nothing.
+        let done = sqlx::query(
+            "UPDATE totp SET last_step = ?2 \
+             WHERE name = ?1 AND (last_step IS NULL OR last_step < ?2)",
+        )
+        .bind(name)
+        .bind(step)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        name: &str,
+        hashes: &[String],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        ensure_account(&mut tx, name, now).await?;
+        sqlx::query("DELETE FROM recovery_codes WHERE name = ?1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        for hash in hashes {
+            // A duplicate hash in the input is one code, not an error.
+            sqlx::query(
+                "INSERT INTO recovery_codes (name, hash, created_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (name, hash) DO NOTHING",
+            )
+            .bind(name)
+            .bind(hash.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn consume_recovery_code(&self, name: &str, hash: &str) -> Result<bool, StoreError> {
+        // The DELETE is the check: only one racing caller can remove the row.
+        let done = sqlx::query("DELETE FROM recovery_codes WHERE name = ?1 AND hash = ?2")
+            .bind(name)
+            .bind(hash)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn locked_until(&self, name: &str, now: i64) -> Result<Option<i64>, StoreError> {
+        let row =
+            sqlx::query("SELECT locked_until FROM lockouts WHERE name = ?1 AND locked_until > ?2")
+                .bind(name)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+        match row {
+            Some(row) => row.try_get("locked_until").map_err(db),
+            None => Ok(None),
+        }
+    }
+
+    async fn record_failure(
+        &self,
+        name: &str,
+        now: i64,
+        max_failures: u32,
+        lock_secs: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        // A threshold of 0 would never be "reached" by counting up from 1;
+        // treat it as 1 rather than silently disabling lockout.
+        let max = i64::from(max_failures.max(1));
+        let until = now.saturating_add(lock_secs);
+        // Increment, threshold test and lock in one upsert, so concurrent
+        // failures can neither be lost nor each trigger the lock. The count
+        // is reset to 0 exactly when this call locked, which is how we know.
+        let row = sqlx::query(
+            "INSERT INTO lockouts (name, failures, locked_until) \
+             VALUES (?1, CASE WHEN 1 >= ?2 THEN 0 ELSE 1 END, CASE WHEN 1 >= ?2 THEN ?3 ELSE NULL END) \
+             ON CONFLICT (name) DO UPDATE SET \
+             failures = CASE WHEN lockouts.failures + 1 >= ?2 THEN 0 ELSE lockouts.failures + 1 END, \
+             locked_until = CASE WHEN lockouts.failures + 1 >= ?2 THEN ?3 ELSE lockouts.locked_until END \
+             RETURNING failures, locked_until",
+        )
+        .bind(name)
+        .bind(max)
+        .bind(until)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        let failures: i64 = row.try_get("failures").map_err(db)?;
+        if failures == 0 {
+            Ok(row.try_get("locked_until").map_err(db)?)
+        } else {
+            Ok(None)
+        }
+    }
+
+    async fn record_success(&self, name: &str, now: i64) -> Result<(), StoreError> {
+        // One transaction: a single commit (one WAL sync) on the login path.
+        let mut tx = self.write_tx().await?;
+        // An expired lock is cleared too so summaries stop showing it; an
+        // active one is kept in case a caller reports success while locked.
+        sqlx::query(
+            "UPDATE lockouts SET failures = 0, \
+             locked_until = CASE WHEN locked_until <= ?2 THEN NULL ELSE locked_until END \
+             WHERE name = ?1",
+        )
+        .bind(name)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        sqlx::query("UPDATE accounts SET last_login = ?2 WHERE name = ?1")
+            .bind(name)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn unlock(&self, name: &str) -> Result<bool, StoreError> {
+        // Deleting the row clears both fields; RETURNING yields the old
+        // values, so the answer and the change are one atomic statement.
+        let row = sqlx::query("DELETE FROM lockouts WHERE name = ?1 RETURNING locked_until")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        match row {
+            Some(row) => Ok(row
+                .try_get::<Option<i64>, _>("locked_until")
+                .map_err(db)?
+                .is_some()),
+            None => Ok(false),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::Arc;
+
+    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
+
+    async fn mem() -> Arc<dyn Store> {
+        Arc::new(SqliteStore::open_in_memory().await.unwrap())
+    }
+
+    fn codes(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[tokio::test]
+    async fn add_user_and_password() {
+        let s = mem().await;
+        s.add_user("alice", HASH, 100).await.unwrap();
+        assert_eq!(
+            s.password_hash("alice").await.unwrap().as_deref(),
+            Some(HASH)
+        );
+        assert_eq!(s.password_hash("nobody").await.unwrap(), None);
+        assert!(matches!(
+            s.add_user("alice", "other", 101).await,
+            Err(StoreError::AlreadyExists(n)) if n == "alice"
+        ));
+        // The failed add changed nothing.
+        assert_eq!(
+            s.password_hash("alice").await.unwrap().as_deref(),
+            Some(HASH)
+        );
+
+        s.set_password("alice", "new").await.unwrap();
+        assert_eq!(
+            s.password_hash("alice").await.unwrap().as_deref(),
+            Some("new")
+        );
+        assert!(matches!(
+            s.set_password("nobody", "x").await,
+            Err(StoreError::NoSuchUser(n)) if n == "nobody"
+        ));
+
+        let u = s.user("alice").await.unwrap().unwrap();
+        assert_eq!(
+            u,
+            UserSummary {
+                name: "alice".into(),
+                local_password: true,
+                totp: false,
+                recovery_codes_left: 0,
+                failures: 0,
+                locked_until: None,
+                last_login: None,
+                created_at: 100,
+            }
+        );
+        assert_eq!(s.user("nobody").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn directory_account_gets_password_later() {
+        let s = mem().await;
+        s.set_totp("dave", b"sealed", 50).await.unwrap();
+        assert_eq!(s.password_hash("dave").await.unwrap(), None);
+        let u = s.user("dave").await.unwrap().unwrap();
+        assert!(!u.local_password && u.totp);
+        // No local password yet: set_password refuses, add_user adopts the row.
+        assert!(matches!(
+            s.set_password("dave", HASH).await,
+            Err(StoreError::NoSuchUser(_))
+        ));
+        s.add_user("dave", HASH, 60).await.unwrap();
+        let u = s.user("dave").await.unwrap().unwrap();
+        assert!(u.local_password && u.totp);
+        assert_eq!(u.created_at, 50, "existing row is kept, not recreated");
+        assert!(matches!(
+            s.add_user("dave", HASH, 70).await,
+            Err(StoreError::AlreadyExists(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn list_users_is_ordered_and_complete() {
+        let s = mem().await;
+        assert!(s.list_users().await.unwrap().is_empty());
+        s.add_user("carol", HASH, 3).await.unwrap();
+        s.add_user("alice", HASH, 1).await.unwrap();
+        s.replace_recovery_codes("bob", &codes(&["h1", "h2", "h2"]), 2)
+            .await
+            .unwrap();
+        s.set_totp("alice", b"sealed", 4).await.unwrap();
+        s.record_failure("carol", 10, 5, 60).await.unwrap();
+        s.record_success("alice", 20).await.unwrap();
+        // A probed unknown name has a lockout row but is no account.
+        s.record_failure("ghost", 10, 5, 60).await.unwrap();
+
+        let users = s.list_users().await.unwrap();
+        let names: Vec<_> = users.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["alice", "bob", "carol"]);
+        assert!(users[0].totp && users[0].local_password);
+        assert_eq!(users[0].last_login, Some(20));
+        assert_eq!(users[1].recovery_codes_left, 2);
+        assert!(!users[1].local_password && !users[1].totp);
+        assert_eq!(users[1].created_at, 2);
+        assert_eq!(users[2].failures, 1);
+        assert_eq!(users[2].locked_until, None);
+    }
+
+    #[tokio::test]
+    async fn delete_user_removes_everything() {
+        let s = mem().await;
+        assert!(matches!(
+            s.delete_user("alice").await,
+            Err(StoreError::NoSuchUser(n)) if n == "alice"
+        ));
+        s.add_user("alice", HASH, 1).await.unwrap();
+        s.set_totp("alice", b"sealed", 2).await.unwrap();
+        s.replace_recovery_codes("alice", &codes(&["h1"]), 3)
+            .await
+            .unwrap();
+        s.record_failure("alice", 4, 1, 60).await.unwrap();
+        s.add_user("bob", HASH, 1).await.unwrap();
+        s.replace_recovery_codes("bob", &codes(&["h1"]), 3)
+            .await
+            .unwrap();
+
+        s.delete_user("alice").await.unwrap();
+        assert_eq!(s.user("alice").await.unwrap(), None);
+        assert!(s.totp("alice").await.unwrap().is_none());
+        assert_eq!(s.locked_until("alice", 5).await.unwrap(), None);
+        assert!(matches!(
+            s.delete_user("alice").await,
+            Err(StoreError::NoSuchUser(_))
+        ));
+
+        s.add_user("alice", HASH, 10).await.unwrap();
+        let u = s.user("alice").await.unwrap().unwrap();
+        assert!(!u.totp);
+        assert_eq!(u.recovery_codes_left, 0);
+        assert_eq!(u.failures, 0);
+        assert_eq!(u.locked_until, None);
+        assert_eq!(u.created_at, 10);
+        assert!(!s.consume_recovery_code("alice", "h1").await.unwrap());
+        // Other users are untouched.
+        assert!(s.consume_recovery_code("bob", "h1").await.unwrap());
+
+        // Only a lockout record (probed unknown name) still counts as existing.
+        s.record_failure("ghost", 1, 5, 60).await.unwrap();
+        s.delete_user("ghost").await.unwrap();
+        assert_eq!(s.locked_until("ghost", 1).await.unwrap(), None);
+        assert!(matches!(
+            s.delete_user("ghost").await,
+            Err(StoreError::NoSuchUser(_))
+        ));
+        assert_eq!(s.list_users().await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn totp_set_get_remove() {
+        let s = mem().await;
+        assert!(s.totp("alice").await.unwrap().is_none());
+        assert!(!s.remove_totp("alice").await.unwrap());
+        s.set_totp("alice", &[1, 2, 3], 1).await.unwrap();
+        let t = s.totp("alice").await.unwrap().unwrap();
+        assert_eq!(t.sealed_secret, [1, 2, 3]);
+        assert_eq!(t.last_step, None);
+        assert!(s.claim_totp_step("alice", 7).await.unwrap());
+        assert_eq!(s.totp("alice").await.unwrap().unwrap().last_step, Some(7));
+
+        // Re-enrolment replaces the seed and resets the replay guard.
+        s.set_totp("alice", &[9; 41], 2).await.unwrap();
+        let t = s.totp("alice").await.unwrap().unwrap();
+        assert_eq!(t.sealed_secret, [9; 41]);
+        assert_eq!(t.last_step, None);
+        assert!(s.claim_totp_step("alice", 3).await.unwrap());
+
+        assert!(s.remove_totp("alice").await.unwrap());
+        assert!(!s.remove_totp("alice").await.unwrap());
+        assert!(s.totp("alice").await.unwrap().is_none());
+        // The account row stays.
+        assert!(s.user("alice").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn totp_debug_hides_secret() {
+        let t = TotpRecord {
+            sealed_secret: vec![0xAB; 5],
+            last_step: Some(3),
+        };
+        let d = format!("{t:?}");
+        assert!(d.contains("sealed_secret_len: 5"), "{d}");
+        assert!(!d.contains("171"), "{d}");
+    }
+
+    #[tokio::test]
+    async fn claim_totp_step_is_monotonic() {
+        let s = mem().await;
+        assert!(!s.claim_totp_step("alice", 1).await.unwrap(), "no TOTP");
+        s.set_totp("alice", b"sealed", 1).await.unwrap();
+        assert!(s.claim_totp_step("alice", 100).await.unwrap());
+        assert!(!s.claim_totp_step("alice", 100).await.unwrap(), "replay");
+        assert!(!s.claim_totp_step("alice", 99).await.unwrap(), "older");
+        assert!(s.claim_totp_step("alice", 101).await.unwrap());
+        assert!(s.claim_totp_step("alice", 105).await.unwrap());
+        assert!(!s.claim_totp_step("alice", 102).await.unwrap());
+        // Per user.
+        s.set_totp("bob", b"sealed", 1).await.unwrap();
+        assert!(s.claim_totp_step("bob", 100).await.unwrap());
+    }
+
+    async fn file_store(dir: &tempfile::TempDir) -> Arc<dyn Store> {
+        Arc::new(
+            SqliteStore::open(&dir.path().join("rampart.db"))
+                .await
+                .unwrap(),
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn claim_totp_step_concurrent_exactly_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = file_store(&dir).await;
+        s.set_totp("alice", b"sealed", 1).await.unwrap();
+        for step in [1000, 1001] {
+            let tasks: Vec<_> = (0..32)
+                .map(|_| {
+                    let s = Arc::clone(&s);
+                    tokio::spawn(async move { s.claim_totp_step("alice", step).await.unwrap() })
+                })
+                .collect();
+            let mut wins = 0;
+            for t in tasks {
+                wins += usize::from(t.await.unwrap());
+            }
+            assert_eq!(wins, 1, "step {step}");
+        }
+        assert_eq!(
+            s.totp("alice").await.unwrap().unwrap().last_step,
+            Some(1001)
+        );
+    }
+
+    #[tokio::test]
+    async fn recovery_codes_single_use_and_replace() {
+        let s = mem().await;
+        assert!(!s.consume_recovery_code("alice", "h1").await.unwrap());
+        s.replace_recovery_codes("alice", &codes(&["h1", "h2", "h3"]), 1)
+            .await
+            .unwrap();
+        // Created the account row.
+        let u = s.user("alice").await.unwrap().unwrap();
+        assert_eq!(u.recovery_codes_left, 3);
+        assert!(!u.local_password);
+
+        assert!(s.consume_recovery_code("alice", "h2").await.unwrap());
+        assert!(
+            !s.consume_recovery_code("alice", "h2").await.unwrap(),
+            "reuse"
+        );
+        assert!(!s.consume_recovery_code("alice", "nope").await.unwrap());
+        assert!(
+            !s.consume_recovery_code("bob", "h1").await.unwrap(),
+            "per user"
+        );
+        assert_eq!(
+            s.user("alice").await.unwrap().unwrap().recovery_codes_left,
+            2
+        );
+
+        s.replace_recovery_codes("alice", &codes(&["n1", "n2"]), 2)
+            .await
+            .unwrap();
+        assert!(
+            !s.consume_recovery_code("alice", "h1").await.unwrap(),
+            "old set gone"
+        );
+        assert!(
+            !s.consume_recovery_code("alice", "h3").await.unwrap(),
+            "old set gone"
+        );
+        assert!(s.consume_recovery_code("alice", "n1").await.unwrap());
+
+        s.replace_recovery_codes("alice", &[], 3).await.unwrap();
+        assert_eq!(
+            s.user("alice").await.unwrap().unwrap().recovery_codes_left,
+            0
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn recovery_code_concurrent_exactly_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = file_store(&dir).await;
+        s.replace_recovery_codes("alice", &codes(&["h1", "h2"]), 1)
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..32)
+            .map(|_| {
+                let s = Arc::clone(&s);
+                tokio::spawn(async move { s.consume_recovery_code("alice", "h1").await.unwrap() })
+            })
+            .collect();
+        let mut wins = 0;
+        for t in tasks {
+            wins += usize::from(t.await.unwrap());
+        }
+        assert_eq!(wins, 1);
+        assert_eq!(
+            s.user("alice").await.unwrap().unwrap().recovery_codes_left,
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn lockout_cycle() {
+        let s = mem().await;
+        let now = 1_000;
+        assert_eq!(s.locked_until("alice", now).await.unwrap(), None);
+        // Unknown users are tracked too.
+        assert_eq!(s.record_failure("alice", now, 3, 60).await.unwrap(), None);
+        assert_eq!(s.record_failure("alice", now, 3, 60).await.unwrap(), None);
+        assert_eq!(s.locked_until("alice", now).await.unwrap(), None);
+        assert_eq!(
+            s.record_failure("alice", now + 1, 3, 60).await.unwrap(),
+            Some(now + 61)
+        );
+        assert_eq!(
+            s.locked_until("alice", now + 1).await.unwrap(),
+            Some(now + 61)
+        );
+        assert_eq!(
+            s.locked_until("alice", now + 60).await.unwrap(),
+            Some(now + 61)
+        );
+        // Expiry: locked only while locked_until > now.
+        assert_eq!(s.locked_until("alice", now + 61).await.unwrap(), None);
+        assert_eq!(s.locked_until("bob", now + 1).await.unwrap(), None);
+
+        // The count restarted at 0 when the lock was set.
+        s.add_user("alice", HASH, 1).await.unwrap();
+        assert_eq!(s.user("alice").await.unwrap().unwrap().failures, 0);
+        assert_eq!(
+            s.record_failure("alice", now + 70, 3, 60).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            s.record_failure("alice", now + 70, 3, 60).await.unwrap(),
+            None
+        );
+        assert_eq!(s.user("alice").await.unwrap().unwrap().failures, 2);
+
+        // Success resets the count and records last_login.
+        s.record_success("alice", now + 80).await.unwrap();
+        let u = s.user("alice").await.unwrap().unwrap();
+        assert_eq!(u.failures, 0);
+        assert_eq!(u.last_login, Some(now + 80));
+        assert_eq!(u.locked_until, None, "expired lock cleared on success");
+        assert_eq!(
+            s.record_failure("alice", now + 90, 3, 60).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            s.record_failure("alice", now + 90, 3, 60).await.unwrap(),
+            None
+        );
+
+        // Success for an unknown name is harmless.
+        s.record_success("nobody", now).await.unwrap();
+        assert_eq!(s.user("nobody").await.unwrap(), None);
+
+        // max_failures 0 behaves as 1.
+        assert_eq!(
+            s.record_failure("carl", now, 0, 5).await.unwrap(),
+            Some(now + 5)
+        );
+    }
+
+    #[tokio::test]
+    async fn unlock_clears_lock() {
+        let s = mem().await;
+        assert!(!s.unlock("alice").await.unwrap());
+        s.record_failure("alice", 100, 5, 60).await.unwrap();
+        assert!(
+            !s.unlock("alice").await.unwrap(),
+            "failures only, not locked"
+        );
+        assert_eq!(
+            s.record_failure("alice", 100, 1, 60).await.unwrap(),
+            Some(160)
+        );
+        assert!(s.unlock("alice").await.unwrap());
+        assert_eq!(s.locked_until("alice", 100).await.unwrap(), None);
+        assert!(!s.unlock("alice").await.unwrap());
+        // After unlock the count starts from zero.
+        assert_eq!(s.record_failure("alice", 101, 2, 60).await.unwrap(), None);
+        assert_eq!(
+            s.record_failure("alice", 101, 2, 60).await.unwrap(),
+            Some(161)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn record_failure_concurrent_locks_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = file_store(&dir).await;
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let s = Arc::clone(&s);
+                tokio::spawn(async move { s.record_failure("alice", 100, 10, 60).await.unwrap() })
+            })
+            .collect();
+        let mut locks = 0;
+        for t in tasks {
+            if let Some(until) = t.await.unwrap() {
+                assert_eq!(until, 160);
+                locks += 1;
+            }
+        }
+        // 20 failures with a threshold of 10: no increment lost, two locks.
+        assert_eq!(locks, 2);
+        assert_eq!(s.locked_until("alice", 100).await.unwrap(), Some(160));
+    }
+
+    #[tokio::test]
+    async fn file_db_persists_and_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/dir/rampart.db");
+        {
+            let s = SqliteStore::open(&path).await.unwrap();
+            s.add_user("alice", HASH, 1).await.unwrap();
+            s.set_totp("alice", b"sealed", 2).await.unwrap();
+            assert!(s.claim_totp_step("alice", 9).await.unwrap());
+            s.replace_recovery_codes("alice", &codes(&["h1"]), 3)
+                .await
+                .unwrap();
+            s.record_failure("alice", 4, 1, 60).await.unwrap();
+
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&s.pool)
+                .await
+                .unwrap();
+            assert_eq!(mode, "wal");
+            let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+                .fetch_one(&s.pool)
+                .await
+                .unwrap();
+            assert_eq!(fk, 1);
+            s.pool.close().await;
+        }
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+
+        // Reopening runs migrations again (a no-op) and keeps the data.
+        let s = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(
+            s.password_hash("alice").await.unwrap().as_deref(),
+            Some(HASH)
+        );
+        let t = s.totp("alice").await.unwrap().unwrap();
+        assert_eq!(t.sealed_secret, b"sealed");
+        assert_eq!(t.last_step, Some(9));
+        assert!(!s.claim_totp_step("alice", 9).await.unwrap());
+        assert_eq!(s.locked_until("alice", 5).await.unwrap(), Some(64));
+        assert!(s.consume_recovery_code("alice", "h1").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn factor_writes_are_transactional() {
+        let s = SqliteStore::open_in_memory().await.unwrap();
+        // Make the second statement of set_totp / replace_recovery_codes
+        // fail after the account row was already inserted.
+        sqlx::query(
+            "CREATE TRIGGER fail_totp BEFORE INSERT ON totp \
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+        )
+        .execute(&s.pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "CREATE TRIGGER fail_codes BEFORE INSERT ON recovery_codes \
+             WHEN NEW.hash = 'bad' BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+        )
+        .execute(&s.pool)
+        .await
+        .unwrap();
+
+        let err = s.set_totp("alice", b"sealed-secret", 1).await.unwrap_err();
+        assert!(matches!(err, StoreError::Backend(_)));
+        // Error text carries no bound values.
+        let msg = err.to_string();
+        assert!(
+            !msg.contains("alice") && !msg.contains("sealed-secret"),
+            "{msg}"
+        );
+        assert_eq!(
+            s.user("alice").await.unwrap(),
+            None,
+            "account insert rolled back"
+        );
+
+        s.replace_recovery_codes("bob", &codes(&["h1"]), 1)
+            .await
+            .unwrap();
+        assert!(
+            s.replace_recovery_codes("bob", &codes(&["n1", "bad"]), 2)
+                .await
+                .is_err()
+        );
+        // The old set survives the failed replacement, the partial new one does not.
+        assert!(!s.consume_recovery_code("bob", "n1").await.unwrap());
+        assert!(s.consume_recovery_code("bob", "h1").await.unwrap());
+        assert!(
+            s.replace_recovery_codes("carol", &codes(&["bad"]), 1)
+                .await
+                .is_err()
+        );
+        assert_eq!(s.user("carol").await.unwrap(), None);
+
+        // Without the injected failure both rows appear together.
+        sqlx::query("DROP TRIGGER fail_totp")
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        s.set_totp("alice", b"sealed", 1).await.unwrap();
+        let accounts: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE name = 'alice'")
+                .fetch_one(&s.pool)
+                .await
+                .unwrap();
+        let totps: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM totp WHERE name = 'alice'")
+            .fetch_one(&s.pool)
+            .await
+            .unwrap();
+        assert_eq!((accounts, totps), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn cascade_backs_up_explicit_deletes() {
+        // Foreign keys are on, so removing an account row directly also
+        // removes its factors (defence in depth for manual maintenance).
+        let s = SqliteStore::open_in_memory().await.unwrap();
+        s.set_totp("alice", b"sealed", 1).await.unwrap();
+        s.replace_recovery_codes("alice", &codes(&["h1"]), 1)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM accounts WHERE name = 'alice'")
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        assert!(s.totp("alice").await.unwrap().is_none());
+        assert!(!s.consume_recovery_code("alice", "h1").await.unwrap());
+    }
+}
