@@ -98,7 +98,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen for metrics on tcp/{addr}"))?;
-        info!("metrics listening on http://{}/metrics", listener.local_addr()?);
+        info!(
+            "metrics listening on http://{}/metrics",
+            listener.local_addr()?
+        );
         tasks.spawn(serve_metrics(listener, handle, token.clone()));
     }
     tasks.spawn(wait_for_signal(token.clone()));
@@ -108,9 +111,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         duplicate_ttl: config.duplicate_ttl,
         ..ServerOptions::default()
     };
-    serve_radius(socket, Arc::new(config.clients.clone()), pipeline, options, token.clone())
-        .await
-        .context("RADIUS listener failed")?;
+    serve_radius(
+        socket,
+        Arc::new(config.clients.clone()),
+        pipeline,
+        options,
+        token.clone(),
+    )
+    .await
+    .context("RADIUS listener failed")?;
     token.cancel();
     tasks.shutdown().await;
     info!("stopped");
@@ -119,8 +128,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
 async fn wait_for_signal(token: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         warn!("cannot install signal handlers");
         return;
     };
@@ -137,7 +148,10 @@ fn install_metrics_recorder() -> anyhow::Result<PrometheusHandle> {
     PrometheusBuilder::new()
         .set_buckets_for_metric(
             Matcher::Suffix("_seconds".into()),
-            &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0],
+            &[
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                60.0,
+            ],
         )
         .context("metrics buckets")?
         .install_recorder()
@@ -160,7 +174,8 @@ async fn serve_metrics(listener: TcpListener, handle: PrometheusHandle, token: C
         let handle = handle.clone();
         tokio::spawn(async move {
             let mut request = vec![0u8; 2048];
-            let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut request)).await;
+            let read =
+                tokio::time::timeout(Duration::from_secs(5), stream.read(&mut request)).await;
             let Ok(Ok(len)) = read else { return };
             let line = String::from_utf8_lossy(&request[..len]);
             let (status, body) = if line.starts_with("GET /metrics ") {
@@ -180,8 +195,12 @@ async fn serve_metrics(listener: TcpListener, handle: PrometheusHandle, token: C
 /// The address a client should use to reach a listener bound to `listen`.
 pub fn reachable(listen: SocketAddr) -> SocketAddr {
     match listen.ip() {
-        ip if ip.is_unspecified() && listen.is_ipv4() => SocketAddr::from(([127, 0, 0, 1], listen.port())),
-        ip if ip.is_unspecified() => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, listen.port())),
+        ip if ip.is_unspecified() && listen.is_ipv4() => {
+            SocketAddr::from(([127, 0, 0, 1], listen.port()))
+        }
+        ip if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, listen.port()))
+        }
         _ => listen,
     }
 }

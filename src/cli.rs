@@ -31,10 +31,15 @@ fn now() -> i64 {
 /// Reads one secret line: a no-echo prompt on a terminal, else a line of stdin.
 pub fn read_secret(prompt: &str) -> anyhow::Result<Secret<String>> {
     if std::io::stdin().is_terminal() {
-        return Ok(Secret::new(rpassword::prompt_password(prompt).context("cannot read from the terminal")?));
+        return Ok(Secret::new(
+            rpassword::prompt_password(prompt).context("cannot read from the terminal")?,
+        ));
     }
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).context("cannot read stdin")?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read stdin")?;
     let trimmed = line.trim_end_matches(['\n', '\r']).to_string();
     zeroize::Zeroize::zeroize(&mut line);
     Ok(Secret::new(trimmed))
@@ -60,7 +65,9 @@ fn read_new_password() -> anyhow::Result<Secret<String>> {
         bail!("empty password refused; nothing changed");
     }
     if password.expose().len() > 128 {
-        bail!("password longer than 128 bytes cannot travel in RADIUS User-Password; nothing changed");
+        bail!(
+            "password longer than 128 bytes cannot travel in RADIUS User-Password; nothing changed"
+        );
     }
     Ok(password)
 }
@@ -76,7 +83,9 @@ pub async fn user_add(config: &Config, name: &str) -> anyhow::Result<()> {
             println!("user {user} added; next: rampart enroll totp {user}");
             Ok(())
         }
-        Err(StoreError::AlreadyExists(_)) => bail!("user {user} already exists; use `rampart user passwd {user}`"),
+        Err(StoreError::AlreadyExists(_)) => {
+            bail!("user {user} already exists; use `rampart user passwd {user}`")
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -117,7 +126,11 @@ fn format_time(unix: Option<i64>) -> String {
             let days = t.div_euclid(86_400);
             let secs = t.rem_euclid(86_400);
             let (y, m, d) = civil_from_days(days);
-            format!("{y:04}-{m:02}-{d:02} {:02}:{:02}Z", secs / 3600, secs % 3600 / 60)
+            format!(
+                "{y:04}-{m:02}-{d:02} {:02}:{:02}Z",
+                secs / 3600,
+                secs % 3600 / 60
+            )
         }
     }
 }
@@ -140,7 +153,10 @@ pub async fn user_list(config: &Config) -> anyhow::Result<()> {
     let (store, _) = crate::app::open_store(config).await?;
     let users = store.list_users().await?;
     let now = now();
-    println!("{:<24} {:<6} {:<5} {:<9} {:<18} LAST LOGIN", "USER", "LOCAL", "TOTP", "RECOVERY", "LOCKED UNTIL");
+    println!(
+        "{:<24} {:<6} {:<5} {:<9} {:<18} LAST LOGIN",
+        "USER", "LOCAL", "TOTP", "RECOVERY", "LOCKED UNTIL"
+    );
     for user in &users {
         let locked = user.locked_until.filter(|t| *t > now);
         println!(
@@ -157,8 +173,14 @@ pub async fn user_list(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn require_known_user(config: &Config, store: &dyn crate::store::Store, user: &str) -> anyhow::Result<()> {
-    if matches!(config.primary, PrimaryConfig::Local(_)) && store.password_hash(user).await?.is_none() {
+async fn require_known_user(
+    config: &Config,
+    store: &dyn crate::store::Store,
+    user: &str,
+) -> anyhow::Result<()> {
+    if matches!(config.primary, PrimaryConfig::Local(_))
+        && store.password_hash(user).await?.is_none()
+    {
         bail!("no local user {user}: add it first with `rampart user add {user}`");
     }
     Ok(())
@@ -173,11 +195,15 @@ pub async fn enroll_totp(config: &Config, name: &str) -> anyhow::Result<()> {
     let enrollment = factor.enroll(&user, now()).await?;
     let qr = QrCode::new(enrollment.uri.expose().as_bytes()).context("cannot draw the QR code")?;
     let art = qr.render::<Dense1x2>().quiet_zone(true).build();
-    println!("Scan this QR code with an authenticator app (Google Authenticator, Microsoft Authenticator, Aegis, ...):\n");
+    println!(
+        "Scan this QR code with an authenticator app (Google Authenticator, Microsoft Authenticator, Aegis, ...):\n"
+    );
     println!("{art}\n");
     println!("or add the key by hand: {}", enrollment.base32.expose());
     println!("URI: {}\n", enrollment.uri.expose());
-    println!("Any earlier authenticator of {user} stops working now. Test with: rampart radtest {user}");
+    println!(
+        "Any earlier authenticator of {user} stops working now. Test with: rampart radtest {user}"
+    );
     Ok(())
 }
 
@@ -187,7 +213,9 @@ pub async fn enroll_recovery(config: &Config, name: &str) -> anyhow::Result<()> 
     let (store, key) = crate::app::open_store(config).await?;
     require_known_user(config, store.as_ref(), &user).await?;
     let codes = RecoveryCodes::new(store, key).issue(&user, now()).await?;
-    println!("Recovery codes for {user} (each works once, in place of a 6-digit code; earlier codes no longer work):\n");
+    println!(
+        "Recovery codes for {user} (each works once, in place of a 6-digit code; earlier codes no longer work):\n"
+    );
     for code in &codes {
         println!("  {}", code.expose());
     }
@@ -197,10 +225,22 @@ pub async fn enroll_recovery(config: &Config, name: &str) -> anyhow::Result<()> 
 
 /// `rampart radtest USER`: the admin's first check after install. Returns the
 /// process exit code: 0 Accept, 1 Reject, 2 no answer.
-pub async fn radtest(config: &Config, user: &str, server: Option<SocketAddr>, client_name: Option<&str>, timeout: Duration) -> anyhow::Result<i32> {
+pub async fn radtest(
+    config: &Config,
+    user: &str,
+    server: Option<SocketAddr>,
+    client_name: Option<&str>,
+    timeout: Duration,
+) -> anyhow::Result<i32> {
     let server = server.unwrap_or_else(|| crate::app::reachable(config.listen));
-    let probe = std::net::UdpSocket::bind(if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })?;
-    probe.connect(server).with_context(|| format!("no route to {server}"))?;
+    let probe = std::net::UdpSocket::bind(if server.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    })?;
+    probe
+        .connect(server)
+        .with_context(|| format!("no route to {server}"))?;
     let source = probe.local_addr()?.ip();
     let client = match client_name {
         Some(name) => config.clients.iter().find(|c| &*c.name == name).with_context(|| format!("no client named {name} in {}", config.source.display()))?,
@@ -210,15 +250,28 @@ pub async fn radtest(config: &Config, user: &str, server: Option<SocketAddr>, cl
     };
     let mut radius = RadiusClient::new(server, client.secret.expose()).await?;
     radius.timeout = timeout;
-    eprintln!("Sending Access-Request for {user} to {server} as client {} (Message-Authenticator signed)", client.name);
-    let password = read_secret(&format!("Password for {user} (append {}CODE to skip the challenge): ", config.policy.code_separator))?;
+    eprintln!(
+        "Sending Access-Request for {user} to {server} as client {} (Message-Authenticator signed)",
+        client.name
+    );
+    let password = read_secret(&format!(
+        "Password for {user} (append {}CODE to skip the challenge): ",
+        config.policy.code_separator
+    ))?;
     let mut reply = match radius
-        .access_request(&RequestSpec { user_name: user, password: Some(password.expose()), ..Default::default() })
+        .access_request(&RequestSpec {
+            user_name: user,
+            password: Some(password.expose()),
+            ..Default::default()
+        })
         .await
     {
         Ok(reply) => reply,
         Err(error) => {
-            eprintln!("{error}\nIs rampart running, and does the client secret in {} match?", config.source.display());
+            eprintln!(
+                "{error}\nIs rampart running, and does the client secret in {} match?",
+                config.source.display()
+            );
             return Ok(2);
         }
     };
@@ -227,7 +280,12 @@ pub async fn radtest(config: &Config, user: &str, server: Option<SocketAddr>, cl
         let state = reply.attribute(attr::STATE).map(<[u8]>::to_vec);
         let code = read_secret("Code: ")?;
         reply = match radius
-            .access_request(&RequestSpec { user_name: user, password: Some(code.expose()), state: state.as_deref(), ..Default::default() })
+            .access_request(&RequestSpec {
+                user_name: user,
+                password: Some(code.expose()),
+                state: state.as_deref(),
+                ..Default::default()
+            })
             .await
         {
             Ok(reply) => reply,
@@ -238,13 +296,18 @@ pub async fn radtest(config: &Config, user: &str, server: Option<SocketAddr>, cl
         };
     }
     print_reply(&reply);
-    Ok(if reply.code == Code::AccessAccept { 0 } else { 1 })
+    Ok(if reply.code == Code::AccessAccept {
+        0
+    } else {
+        1
+    })
 }
 
 fn print_reply(reply: &Packet) {
     println!("{}", reply.code.name());
     for attribute in &reply.attributes {
-        let name = attr::name(attribute.typ).map_or_else(|| format!("Attr-{}", attribute.typ), str::to_string);
+        let name = attr::name(attribute.typ)
+            .map_or_else(|| format!("Attr-{}", attribute.typ), str::to_string);
         let value = match attribute.typ {
             attr::REPLY_MESSAGE => format!("{:?}", String::from_utf8_lossy(&attribute.value)),
             attr::MESSAGE_AUTHENTICATOR => "(verified)".to_string(),

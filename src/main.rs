@@ -13,7 +13,11 @@ use clap::{Parser, Subcommand};
 use rampart::{app, cli, config};
 
 #[derive(Parser)]
-#[command(name = "rampart", version, about = "RADIUS MFA proxy: password + second factor for VPNs and RD Gateway")]
+#[command(
+    name = "rampart",
+    version,
+    about = "RADIUS MFA proxy: password + second factor for VPNs and RD Gateway"
+)]
 struct Args {
     /// Configuration file.
     #[arg(long, short, global = true, default_value = "config/rampart.toml")]
@@ -87,7 +91,10 @@ fn main() -> ExitCode {
         println!("{}: OK", args.config.display());
         return ExitCode::SUCCESS;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("cannot start the runtime: {error}");
@@ -109,10 +116,24 @@ fn main() -> ExitCode {
             },
             Command::Enroll { command } => match command {
                 EnrollCommand::Totp { name } => cli::enroll_totp(&config, &name).await.map(|()| 0),
-                EnrollCommand::Recovery { name } => cli::enroll_recovery(&config, &name).await.map(|()| 0),
+                EnrollCommand::Recovery { name } => {
+                    cli::enroll_recovery(&config, &name).await.map(|()| 0)
+                }
             },
-            Command::Radtest { user, server, client, timeout } => {
-                cli::radtest(&config, &user, server, client.as_deref(), Duration::from_secs(timeout)).await
+            Command::Radtest {
+                user,
+                server,
+                client,
+                timeout,
+            } => {
+                cli::radtest(
+                    &config,
+                    &user,
+                    server,
+                    client.as_deref(),
+                    Duration::from_secs(timeout),
+                )
+                .await
             }
         }
     });

@@ -225,7 +225,9 @@ impl Pipeline {
                     "totp",
                     "This code was already used. Wait for the next code and sign in again.",
                 ),
-                Ok(TotpOutcome::NotEnrolled) => ("not_enrolled", "totp", "No authenticator app is enrolled."),
+                Ok(TotpOutcome::NotEnrolled) => {
+                    ("not_enrolled", "totp", "No authenticator app is enrolled.")
+                }
                 Err(error) => {
                     warn!(%error, user, "TOTP check failed");
                     return Verdict::reject("store_unavailable", "totp", None);
@@ -249,7 +251,11 @@ impl Pipeline {
                         )),
                     );
                 }
-                Ok(false) => ("bad_recovery_code", "recovery", "Wrong or already used recovery code."),
+                Ok(false) => (
+                    "bad_recovery_code",
+                    "recovery",
+                    "Wrong or already used recovery code.",
+                ),
                 Err(error) => {
                     warn!(%error, user, "recovery code check failed");
                     return Verdict::reject("store_unavailable", "recovery", None);
@@ -258,7 +264,11 @@ impl Pipeline {
         };
         let (reason, factor, message) = outcome;
         let locked_now = self.record_failure(user, now).await;
-        Verdict::reject(reason, factor, Some(locked_now.as_deref().unwrap_or(message)))
+        Verdict::reject(
+            reason,
+            factor,
+            Some(locked_now.as_deref().unwrap_or(message)),
+        )
     }
 
     /// A Reject if the user is locked out now.
@@ -291,7 +301,11 @@ impl Pipeline {
             .await
         {
             Ok(Some(_)) => {
-                warn!(user, minutes = lock_secs / 60, "user locked out after repeated failures");
+                warn!(
+                    user,
+                    minutes = lock_secs / 60,
+                    "user locked out after repeated failures"
+                );
                 metrics::counter!("rampart_lockouts_total").increment(1);
                 Some(format!(
                     "Too many failed attempts: this account is locked for {} minute(s).",
@@ -365,6 +379,9 @@ mod tests {
         assert_eq!(p.expose(), "pw");
         assert_eq!(c.unwrap().expose(), "abcd-efgh-jkmn");
         let (p, c) = split_code("pw|123456", "|");
-        assert_eq!((p.expose().as_str(), c.unwrap().expose().as_str()), ("pw", "123456"));
+        assert_eq!(
+            (p.expose().as_str(), c.unwrap().expose().as_str()),
+            ("pw", "123456")
+        );
     }
 }

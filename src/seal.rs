@@ -256,10 +256,8 @@ impl SealKey {
         }
         // Best effort: make the new directory entry durable too, so a crash
         // cannot lose a key that already sealed seeds.
-        if let Some(dir) = parent {
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
+        if let Ok(dir) = File::open(parent.unwrap_or(Path::new("."))) {
+            let _ = dir.sync_all();
         }
         Ok(SealKey::from_bytes(*bytes))
     }

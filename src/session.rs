@@ -84,7 +84,12 @@ mod tests {
         assert!(challenges.take(&state, t0).is_none(), "single use");
 
         let state = challenges.issue("alice", "nas".into(), t0).unwrap();
-        assert!(challenges.take(&state, t0 + Duration::from_secs(121)).is_none(), "expired");
+        assert!(
+            challenges
+                .take(&state, t0 + Duration::from_secs(121))
+                .is_none(),
+            "expired"
+        );
         assert!(challenges.take(b"short", t0).is_none());
     }
 }

@@ -65,7 +65,9 @@ impl PrimaryAuth for LocalAuth {
             .await
             .map_err(|e| PrimaryError::Unavailable(e.to_string()))?;
         let known = stored.is_some();
-        let phc: Arc<str> = stored.map(Into::into).unwrap_or_else(|| self.decoy_hash.clone());
+        let phc: Arc<str> = stored
+            .map(Into::into)
+            .unwrap_or_else(|| self.decoy_hash.clone());
         let candidate = Secret::new(password.expose().as_bytes().to_vec());
         let matches = tokio::task::spawn_blocking(move || verify_hash(candidate.expose(), &phc))
             .await

@@ -105,13 +105,16 @@ fn deserialize_collecting(mut tree: Value) -> Result<file::ConfigFile, Vec<Probl
             Err(error) => {
                 let mut segments = path_segments(error.path());
                 let message = error.inner().to_string();
-                if let Some(field) = unknown_field(&message) {
+                if let Some(field) = unknown_field(&message)
+                    && segments.last() != Some(&field)
+                {
                     segments.push(field);
                 }
                 let key = join_key(&segments);
-                let redact = segments
-                    .last()
-                    .is_some_and(|s| s.contains("secret") || s.contains("password"));
+                let redact = unknown_field(&message).is_none()
+                    && segments
+                        .last()
+                        .is_some_and(|s| s.contains("secret") || s.contains("password"));
                 problems.push(Problem {
                     key: key.clone(),
                     message: if redact {
@@ -160,6 +163,16 @@ fn unknown_field(message: &str) -> Option<String> {
 }
 
 fn clean_message(message: &str) -> String {
+    // The config crate appends its own " for key `...`": the key is already in front.
+    let message = match message.find(" for key `") {
+        Some(index) => &message[..index],
+        None => message,
+    };
+    if let Some(rest) = message.strip_prefix("enum ")
+        && let Some((_, value)) = rest.split_once(" does not have variant constructor ")
+    {
+        return format!("unknown value `{value}`");
+    }
     match message.split_once(", expected one of") {
         Some((head, tail)) => format!("{head} (known keys:{})", tail.trim_end()),
         None => message.to_string(),
@@ -180,7 +193,12 @@ fn remove_path(tree: &mut Value, segments: &[String]) -> bool {
     for segment in parents {
         node = match (&mut node.kind, segment.strip_prefix('[')) {
             (ValueKind::Array(items), Some(index)) => {
-                match index.trim_end_matches(']').parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                match index
+                    .trim_end_matches(']')
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| items.get_mut(i))
+                {
                     Some(item) => item,
                     None => return false,
                 }

@@ -77,16 +77,20 @@ impl Problems {
 pub fn validate(file: ConfigFile, source: &Path) -> Result<Config, Vec<Problem>> {
     let mut problems = Problems(Vec::new());
 
-    let listen = file.radius.listen.parse::<SocketAddr>().unwrap_or_else(|_| {
-        problems.add(
-            "radius.listen",
-            format!(
-                "{:?} is not an address:port such as \"0.0.0.0:1812\"",
-                file.radius.listen
-            ),
-        );
-        SocketAddr::from(([127, 0, 0, 1], 1812))
-    });
+    let listen = file
+        .radius
+        .listen
+        .parse::<SocketAddr>()
+        .unwrap_or_else(|_| {
+            problems.add(
+                "radius.listen",
+                format!(
+                    "{:?} is not an address:port such as \"0.0.0.0:1812\"",
+                    file.radius.listen
+                ),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 1812))
+        });
     if file.radius.max_in_flight == 0 {
         problems.add("radius.max_in_flight", "must be at least 1");
     }
@@ -101,7 +105,10 @@ pub fn validate(file: ConfigFile, source: &Path) -> Result<Config, Vec<Problem>>
 
     let policy = &file.policy;
     if policy.code_separator.is_empty()
-        || policy.code_separator.chars().any(|c| c.is_ascii_alphanumeric())
+        || policy
+            .code_separator
+            .chars()
+            .any(|c| c.is_ascii_alphanumeric())
     {
         problems.add(
             "policy.code_separator",
@@ -191,7 +198,10 @@ fn validate_clients(file: &ConfigFile, problems: &mut Problems) -> Clients {
         if section.name.trim().is_empty() {
             problems.add(key("name"), "missing: every client needs a name for logs");
         } else if !names.insert(section.name.clone()) {
-            problems.add(key("name"), format!("{:?} is used by another client", section.name));
+            problems.add(
+                key("name"),
+                format!("{:?} is used by another client", section.name),
+            );
         }
         let network = parse_network(&section.address);
         if network.is_none() {

@@ -60,7 +60,9 @@ impl RecoveryCodes {
                 self.key.code_hash(HASH_DOMAIN, user, &normalized)
             })
             .collect();
-        self.store.replace_recovery_codes(user, &hashes, now).await?;
+        self.store
+            .replace_recovery_codes(user, &hashes, now)
+            .await?;
         Ok(codes)
     }
 
@@ -83,10 +85,15 @@ mod tests {
             assert_eq!(code.expose().len(), 14);
             assert!(normalize(code.expose()).is_some(), "{}", code.expose());
         }
-        let unique: std::collections::HashSet<_> = codes.iter().map(|c| c.expose().clone()).collect();
+        let unique: std::collections::HashSet<_> =
+            codes.iter().map(|c| c.expose().clone()).collect();
         assert_eq!(unique.len(), codes.len());
         assert_eq!(normalize("ABCD EFGH JKMN").as_deref(), Some("abcdefghjkmn"));
-        assert_eq!(normalize("abcd-efgh-jkml"), None, "l is not in the alphabet");
+        assert_eq!(
+            normalize("abcd-efgh-jkml"),
+            None,
+            "l is not in the alphabet"
+        );
     }
 
     #[tokio::test]
@@ -98,9 +105,26 @@ mod tests {
         let one = normalize(first[0].expose()).unwrap();
         assert!(codes.redeem("alice", &one).await.unwrap());
         assert!(!codes.redeem("alice", &one).await.unwrap(), "second use");
-        assert!(!codes.redeem("bob", &normalize(first[1].expose()).unwrap()).await.unwrap(), "other user");
+        assert!(
+            !codes
+                .redeem("bob", &normalize(first[1].expose()).unwrap())
+                .await
+                .unwrap(),
+            "other user"
+        );
         let second = codes.issue("alice", 2).await.unwrap();
-        assert!(!codes.redeem("alice", &normalize(first[1].expose()).unwrap()).await.unwrap(), "old set");
-        assert!(codes.redeem("alice", &normalize(second[1].expose()).unwrap()).await.unwrap());
+        assert!(
+            !codes
+                .redeem("alice", &normalize(first[1].expose()).unwrap())
+                .await
+                .unwrap(),
+            "old set"
+        );
+        assert!(
+            codes
+                .redeem("alice", &normalize(second[1].expose()).unwrap())
+                .await
+                .unwrap()
+        );
     }
 }

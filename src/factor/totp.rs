@@ -132,8 +132,13 @@ impl TotpFactor {
     /// Enrolls (or re-enrolls) a user with a fresh random seed; the old seed stops working.
     pub async fn enroll(&self, user: &str, now: i64) -> Result<Enrollment, TotpError> {
         let seed = Secret::new(rand::random::<[u8; SEED_LEN]>().to_vec());
-        let totp = generator(seed.expose(), self.config.skew, Some(&self.config.issuer), user)
-            .ok_or(TotpError::Unsealable)?;
+        let totp = generator(
+            seed.expose(),
+            self.config.skew,
+            Some(&self.config.issuer),
+            user,
+        )
+        .ok_or(TotpError::Unsealable)?;
         let uri = Secret::new(totp.to_url().map_err(|_| TotpError::Unsealable)?);
         let base32 = Secret::new(totp.secret().to_base32());
         let sealed = self.key.seal(user.as_bytes(), seed.expose());
@@ -195,7 +200,11 @@ mod tests {
     #[test]
     fn generates_rfc6238_appendix_b_codes() {
         for (time, code8) in RFC6238_SHA1 {
-            assert_eq!(code_at(b"12345678901234567890", time), code8[2..], "T={time}");
+            assert_eq!(
+                code_at(b"12345678901234567890", time),
+                code8[2..],
+                "T={time}"
+            );
         }
     }
 
@@ -206,7 +215,14 @@ mod tests {
             .set_totp("alice", &key.seal(b"alice", seed), 0)
             .await
             .unwrap();
-        TotpFactor::new(store, key, TotpConfig { issuer: "t".into(), skew })
+        TotpFactor::new(
+            store,
+            key,
+            TotpConfig {
+                issuer: "t".into(),
+                skew,
+            },
+        )
     }
 
     #[tokio::test]
@@ -239,11 +255,18 @@ mod tests {
         ] {
             let factor = factor_with_seed(seed, 1).await;
             let code = code_at(seed, (now as i64 + offset) as u64);
-            assert_eq!(factor.verify("alice", &code, now).await.unwrap(), expected, "offset {offset}");
+            assert_eq!(
+                factor.verify("alice", &code, now).await.unwrap(),
+                expected,
+                "offset {offset}"
+            );
         }
         let strict = factor_with_seed(seed, 0).await;
         let code = code_at(seed, now - 30);
-        assert_eq!(strict.verify("alice", &code, now).await.unwrap(), TotpOutcome::Wrong);
+        assert_eq!(
+            strict.verify("alice", &code, now).await.unwrap(),
+            TotpOutcome::Wrong
+        );
     }
 
     #[tokio::test]
@@ -253,8 +276,14 @@ mod tests {
         let factor = factor_with_seed(seed, 1).await;
         let current = code_at(seed, now);
         let previous = code_at(seed, now - 30);
-        assert_eq!(factor.verify("alice", &current, now).await.unwrap(), TotpOutcome::Accepted);
-        assert_eq!(factor.verify("alice", &previous, now).await.unwrap(), TotpOutcome::Replayed);
+        assert_eq!(
+            factor.verify("alice", &current, now).await.unwrap(),
+            TotpOutcome::Accepted
+        );
+        assert_eq!(
+            factor.verify("alice", &previous, now).await.unwrap(),
+            TotpOutcome::Replayed
+        );
     }
 
     #[tokio::test]
@@ -268,10 +297,22 @@ mod tests {
         assert!(uri.contains(&format!("secret={}", enrollment.base32.expose())));
         let stored = store.totp("bob").await.unwrap().unwrap();
         let seed = totp_rs::Secret::try_from_base32(enrollment.base32.expose()).unwrap();
-        assert!(!stored.sealed_secret.windows(SEED_LEN).any(|w| w == seed.as_ref()), "sealed, not plain");
+        assert!(
+            !stored
+                .sealed_secret
+                .windows(SEED_LEN)
+                .any(|w| w == seed.as_ref()),
+            "sealed, not plain"
+        );
         let now = 1_800_000_000;
         let code = code_at(seed.as_ref(), now);
-        assert_eq!(factor.verify("bob", &code, now).await.unwrap(), TotpOutcome::Accepted);
-        assert_eq!(factor.verify("carol", &code, now).await.unwrap(), TotpOutcome::NotEnrolled);
+        assert_eq!(
+            factor.verify("bob", &code, now).await.unwrap(),
+            TotpOutcome::Accepted
+        );
+        assert_eq!(
+            factor.verify("carol", &code, now).await.unwrap(),
+            TotpOutcome::NotEnrolled
+        );
     }
 }

@@ -124,8 +124,18 @@ impl RadiusClient {
         for _ in 0..self.attempts.max(1) {
             self.socket.send(&request).await?;
             let deadline = tokio::time::Instant::now() + self.timeout;
-            while let Ok(received) = tokio::time::timeout_at(deadline, self.socket.recv(&mut buffer)).await {
-                let len = received?;
+            while let Ok(received) =
+                tokio::time::timeout_at(deadline, self.socket.recv(&mut buffer)).await
+            {
+                let len = match received {
+                    Ok(len) => len,
+                    // ICMP port unreachable: nothing listens there; counts as no reply.
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                        tokio::time::sleep_until(deadline).await;
+                        break;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 let reply = &buffer[..len];
                 if reply.get(1) != Some(&identifier) {
                     continue; // a late reply to an earlier request

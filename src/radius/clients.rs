@@ -68,12 +68,24 @@ mod tests {
 
     #[test]
     fn most_specific_network_wins() {
-        let clients = Clients::new(vec![client("lan", "10.0.0.0/8"), client("vpn", "10.1.2.3/32")]);
-        assert_eq!(&*clients.lookup("10.1.2.3".parse().unwrap()).unwrap().name, "vpn");
-        assert_eq!(&*clients.lookup("10.9.9.9".parse().unwrap()).unwrap().name, "lan");
+        let clients = Clients::new(vec![
+            client("lan", "10.0.0.0/8"),
+            client("vpn", "10.1.2.3/32"),
+        ]);
+        assert_eq!(
+            &*clients.lookup("10.1.2.3".parse().unwrap()).unwrap().name,
+            "vpn"
+        );
+        assert_eq!(
+            &*clients.lookup("10.9.9.9".parse().unwrap()).unwrap().name,
+            "lan"
+        );
         assert!(clients.lookup("192.168.0.1".parse().unwrap()).is_none());
         assert_eq!(
-            &*clients.lookup("::ffff:10.1.2.3".parse().unwrap()).unwrap().name,
+            &*clients
+                .lookup("::ffff:10.1.2.3".parse().unwrap())
+                .unwrap()
+                .name,
             "vpn"
         );
     }

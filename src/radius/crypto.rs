@@ -75,7 +75,7 @@ pub fn reveal_password(
     secret: &[u8],
     authenticator: &[u8; 16],
 ) -> Result<Zeroizing<Vec<u8>>, PasswordError> {
-    if hidden.is_empty() || hidden.len() > MAX_PASSWORD_LEN || hidden.len() % 16 != 0 {
+    if hidden.is_empty() || hidden.len() > MAX_PASSWORD_LEN || !hidden.len().is_multiple_of(16) {
         return Err(PasswordError::BadLength);
     }
     let mut out = Zeroizing::new(Vec::with_capacity(hidden.len()));
@@ -97,7 +97,8 @@ pub fn reveal_password(
 /// already zeroed the Message-Authenticator value and set the authenticator field
 /// as the RFC requires for this packet type.
 pub fn message_authenticator(packet: &[u8], secret: &[u8]) -> [u8; 16] {
-    let mut mac = <HmacMd5 as KeyInit>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    let mut mac =
+        <HmacMd5 as KeyInit>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(packet);
     mac.finalize().into_bytes().into()
 }
@@ -105,10 +106,7 @@ pub fn message_authenticator(packet: &[u8], secret: &[u8]) -> [u8; 16] {
 /// Checks the Message-Authenticator of a received request (Access-Request,
 /// Status-Server), whose authenticator field is the Request Authenticator itself.
 /// `raw` is the datagram; only its first Length octets count.
-pub fn check_request_message_authenticator(
-    raw: &[u8],
-    secret: &[u8],
-) -> MessageAuthenticatorCheck {
+pub fn check_request_message_authenticator(raw: &[u8], secret: &[u8]) -> MessageAuthenticatorCheck {
     let Some((length, offset)) = find_message_authenticator(raw) else {
         return MessageAuthenticatorCheck::Absent;
     };
@@ -331,7 +329,10 @@ mod tests {
             "9294727a3638bb1c13f48ef8158bfc9d"
         );
         assert_eq!(
-            hex::encode(message_authenticator(b"what do ya want for nothing?", b"Jefe")),
+            hex::encode(message_authenticator(
+                b"what do ya want for nothing?",
+                b"Jefe"
+            )),
             "750c783e6ab0b503eaa86e310a5db738"
         );
     }
@@ -343,7 +344,10 @@ mod tests {
             let password: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
             let hidden = hide_password(&password, b"s3cret", &auth).unwrap();
             assert_eq!(hidden.len() % 16, 0);
-            assert_eq!(&reveal_password(&hidden, b"s3cret", &auth).unwrap()[..], &password[..]);
+            assert_eq!(
+                &reveal_password(&hidden, b"s3cret", &auth).unwrap()[..],
+                &password[..]
+            );
         }
         assert_eq!(
             hide_password(&[b'a'; 129], b"s", &auth),
@@ -363,7 +367,8 @@ mod tests {
     fn signed_request_message_authenticator_checks() {
         let auth = [3u8; 16];
         let attrs = [Attribute::new(attr::USER_NAME, "alice")];
-        let signed = sign_request(Code::AccessRequest, 9, &auth, &attrs, b"testing123", true).unwrap();
+        let signed =
+            sign_request(Code::AccessRequest, 9, &auth, &attrs, b"testing123", true).unwrap();
         assert_eq!(signed[20], attr::MESSAGE_AUTHENTICATOR, "first attribute");
         assert_eq!(
             check_request_message_authenticator(&signed, b"testing123"),
@@ -379,7 +384,8 @@ mod tests {
             check_request_message_authenticator(&tampered, b"testing123"),
             MessageAuthenticatorCheck::Invalid
         );
-        let unsigned = sign_request(Code::AccessRequest, 9, &auth, &attrs, b"testing123", false).unwrap();
+        let unsigned =
+            sign_request(Code::AccessRequest, 9, &auth, &attrs, b"testing123", false).unwrap();
         assert_eq!(
             check_request_message_authenticator(&unsigned, b"testing123"),
             MessageAuthenticatorCheck::Absent
@@ -394,7 +400,11 @@ mod tests {
             Attribute::new(attr::PROXY_STATE, "a"),
             Attribute::new(attr::PROXY_STATE, "b"),
         ];
-        for code in [Code::AccessAccept, Code::AccessReject, Code::AccessChallenge] {
+        for code in [
+            Code::AccessAccept,
+            Code::AccessReject,
+            Code::AccessChallenge,
+        ] {
             let bytes = sign_response(code, 42, &req_auth, &attrs, b"testing123").unwrap();
             assert_eq!(bytes[20], attr::MESSAGE_AUTHENTICATOR);
             let packet = verify_response(&bytes, &req_auth, b"testing123", true).unwrap();
@@ -429,13 +439,17 @@ mod tests {
         )
         .unwrap();
         let theirs = radius::core::packet::Packet::decode(&bytes, secret).unwrap();
-        assert_eq!(rfc2865::lookup_user_name(&theirs).unwrap().unwrap(), "alice");
+        assert_eq!(
+            rfc2865::lookup_user_name(&theirs).unwrap().unwrap(),
+            "alice"
+        );
         assert_eq!(
             rfc2865::lookup_user_password(&theirs).unwrap().unwrap(),
             b"correct horse battery staple"
         );
         // And a password the radius crate hides reveals correctly here.
-        let mut packet = radius::core::packet::Packet::new(radius::core::code::Code::AccessRequest, secret);
+        let mut packet =
+            radius::core::packet::Packet::new(radius::core::code::Code::AccessRequest, secret);
         rfc2865::add_user_password(&mut packet, b"p@ss,123456").unwrap();
         let encoded = packet.encode().unwrap();
         let ours = Packet::decode(&encoded).unwrap();

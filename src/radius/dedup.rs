@@ -122,7 +122,11 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!(cache.begin(key(1), t0), Seen::New);
         assert_eq!(cache.begin(key(1), t0), Seen::InFlight);
-        assert_eq!(cache.begin(key(2), t0), Seen::New, "other identifier is another request");
+        assert_eq!(
+            cache.begin(key(2), t0),
+            Seen::New,
+            "other identifier is another request"
+        );
         cache.complete(key(1), vec![1, 2, 3], t0);
         assert_eq!(cache.begin(key(1), t0), Seen::Answered(vec![1, 2, 3]));
         let later = t0 + Duration::from_secs(31);

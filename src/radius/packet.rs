@@ -346,7 +346,10 @@ mod tests {
         dangling.push(1);
         let len = dangling.len() as u16;
         dangling[2..4].copy_from_slice(&len.to_be_bytes());
-        assert_eq!(Packet::decode(&dangling), Err(DecodeError::AttributeOverrun));
+        assert_eq!(
+            Packet::decode(&dangling),
+            Err(DecodeError::AttributeOverrun)
+        );
     }
 
     #[test]
@@ -377,7 +380,10 @@ mod tests {
             Err(EncodeError::AttributeLength(attr::REPLY_MESSAGE, 254))
         );
         packet.attributes = vec![Attribute::new(attr::REPLY_MESSAGE, vec![b'a'; 253]); 17];
-        assert!(matches!(packet.encode(), Err(EncodeError::PacketTooLong(_))));
+        assert!(matches!(
+            packet.encode(),
+            Err(EncodeError::PacketTooLong(_))
+        ));
     }
 
     #[test]

@@ -181,7 +181,10 @@ pub async fn serve(
     tracker.close();
     let in_flight = tracker.len();
     if in_flight > 0 {
-        info!(in_flight, "RADIUS listener stopped reading; finishing in-flight requests");
+        info!(
+            in_flight,
+            "RADIUS listener stopped reading; finishing in-flight requests"
+        );
     }
     if tokio::time::timeout(options.shutdown_grace, tracker.wait())
         .await

@@ -891,6 +891,35 @@ mod tests {
         assert_eq!(s.locked_until("alice", 100).await.unwrap(), Some(160));
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_transactions_wait_instead_of_failing() {
+        // Multi-statement writers on every pool connection at once: with
+        // BEGIN IMMEDIATE + busy_timeout they queue; none sees SQLITE_BUSY.
+        let dir = tempfile::tempdir().unwrap();
+        let s = file_store(&dir).await;
+        let tasks: Vec<_> = (0..24)
+            .map(|i| {
+                let s = Arc::clone(&s);
+                tokio::spawn(async move {
+                    let name = format!("user{}", i % 3);
+                    match i % 4 {
+                        0 => s.set_totp(&name, b"sealed", i).await,
+                        1 => s
+                            .replace_recovery_codes(&name, &[format!("h{i}")], i)
+                            .await
+                            .map(drop),
+                        2 => s.record_success(&name, i).await,
+                        _ => s.record_failure(&name, i, 100, 60).await.map(drop),
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(s.list_users().await.unwrap().len(), 3);
+    }
+
     #[tokio::test]
     async fn file_db_persists_and_is_private() {
         let dir = tempfile::tempdir().unwrap();

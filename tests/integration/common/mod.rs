@@ -1,0 +1,402 @@
+//! Test harness: starts the real `rampart` binary with its own temporary
+//! configuration, store and key on loopback ports chosen by the kernel (port 0,
+//! learnt from its "listening" log lines), captures its logs, and kills it on drop.
+//! Also drives the real `radclient` from freeradius-utils.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_rampart");
+pub const SECRET: &str = "it-Sh4red-s3cret";
+
+/// Extra TOML appended to the generated configuration, and options.
+#[derive(Default, Clone)]
+pub struct Options {
+    /// Appended to the `[policy]` table.
+    pub policy: String,
+    /// Client does not require Message-Authenticator (default: it does).
+    pub lax_message_authenticator: bool,
+    /// The client's address or CIDR (default 127.0.0.0/8).
+    pub client_address: Option<String>,
+}
+
+pub struct Rampart {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub radius: SocketAddr,
+    pub metrics: SocketAddr,
+    child: Option<Child>,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Writes a configuration for a temp dir.
+pub fn write_config(dir: &Path, options: &Options) -> PathBuf {
+    let config = dir.join("rampart.toml");
+    let text = format!(
+        r#"
+[radius]
+listen = "127.0.0.1:0"
+duplicate_cache_secs = 30
+
+[[clients]]
+name = "test-nas"
+address = "{address}"
+secret = "{SECRET}"
+require_message_authenticator = {require}
+
+[primary]
+backend = "local"
+
+[policy]
+max_failures = 5
+lockout_minutes = 15
+{policy}
+
+[store]
+path = "{db}"
+key_file = "{key}"
+
+[log]
+level = "debug"
+
+[metrics]
+listen = "127.0.0.1:0"
+"#,
+        require = !options.lax_message_authenticator,
+        address = options.client_address.as_deref().unwrap_or("127.0.0.0/8"),
+        policy = options.policy,
+        db = dir.join("var/rampart.db").display(),
+        key = dir.join("var/rampart.key").display(),
+    );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+/// Runs a rampart CLI command with stdin, returning (exit code, stdout, stderr).
+pub fn cli(config: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rampart binary runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+impl Rampart {
+    pub fn start() -> Rampart {
+        Rampart::start_with(Options::default())
+    }
+
+    pub fn start_with(options: Options) -> Rampart {
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_config(dir.path(), &options);
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("rampart binary runs");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                for (marker, end) in [
+                    ("RADIUS listening on udp/", None),
+                    ("metrics listening on http://", Some("/metrics")),
+                ] {
+                    if let Some(rest) = line.split(marker).nth(1) {
+                        let addr = match end {
+                            Some(end) => rest.split(end).next().unwrap_or(rest),
+                            None => rest.split_whitespace().next().unwrap_or(rest),
+                        };
+                        let _ = tx.send((marker, addr.parse::<SocketAddr>().ok()));
+                    }
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let (mut radius, mut metrics) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while radius.is_none() || metrics.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok((marker, addr)) if marker.starts_with("RADIUS") => radius = addr,
+                Ok((_, addr)) => metrics = addr,
+                Err(_) => panic!("rampart did not start: {:?}", logs.lock().unwrap()),
+            }
+        }
+        Rampart {
+            dir,
+            config,
+            radius: radius.unwrap(),
+            metrics: metrics.unwrap(),
+            child: Some(child),
+            logs,
+        }
+    }
+
+    /// Adds a local user through the CLI.
+    pub fn add_user(&self, name: &str, password: &str) {
+        let (code, out, err) = cli(
+            &self.config,
+            &["user", "add", name],
+            &format!("{password}\n"),
+        );
+        assert_eq!(code, 0, "user add failed: {out} {err}");
+    }
+
+    /// Enrolls TOTP through the CLI and returns the seed.
+    pub fn enroll_totp(&self, name: &str) -> Vec<u8> {
+        let (code, out, err) = cli(&self.config, &["enroll", "totp", name], "");
+        assert_eq!(code, 0, "enroll failed: {out} {err}");
+        let base32 = out
+            .lines()
+            .find_map(|l| l.strip_prefix("or add the key by hand: "))
+            .expect("enroll prints the key")
+            .trim()
+            .to_string();
+        totp_rs::Secret::try_from_base32(&base32)
+            .unwrap()
+            .as_ref()
+            .to_vec()
+    }
+
+    /// Adds and enrolls a user; returns the seed.
+    pub fn user_with_totp(&self, name: &str, password: &str) -> Vec<u8> {
+        self.add_user(name, password);
+        self.enroll_totp(name)
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// Waits until a log line containing `needle` appears.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.logs().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Waits until at least `n` audit decisions are logged; returns the count.
+    pub fn wait_for_decisions(&self, n: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.decisions() < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.decisions()
+    }
+
+    /// Number of audit decisions logged.
+    pub fn decisions(&self) -> usize {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("rampart::audit"))
+            .count()
+    }
+
+    /// The Prometheus exposition text.
+    pub fn metrics(&self) -> String {
+        use std::io::Read;
+        let mut stream = std::net::TcpStream::connect(self.metrics).unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        text
+    }
+
+    /// The value of one metric series (0 when absent).
+    pub fn metric(&self, series: &str) -> f64 {
+        self.metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0.0)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "rampart did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Rampart {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A reply as radclient printed it.
+#[derive(Debug, Default)]
+pub struct RadclientReply {
+    /// e.g. "Access-Accept"; None when radclient got no reply.
+    pub code: Option<String>,
+    /// (name, value) pairs as printed.
+    pub attributes: Vec<(String, String)>,
+    pub output: String,
+}
+
+impl RadclientReply {
+    /// Asserts the reply code, showing radclient's output when it differs.
+    #[track_caller]
+    pub fn assert_code(&self, expected: &str) {
+        assert_eq!(self.code.as_deref(), Some(expected), "{}", self.output);
+    }
+
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Runs the real radclient with one request made of `attributes` (radclient syntax).
+pub fn radclient(
+    server: SocketAddr,
+    secret: &str,
+    attributes: &str,
+    retries: u32,
+    timeout_secs: u32,
+) -> RadclientReply {
+    let mut child = Command::new("radclient")
+        .args([
+            "-x",
+            "-r",
+            &retries.to_string(),
+            "-t",
+            &timeout_secs.to_string(),
+        ])
+        .arg(server.to_string())
+        .arg("auth")
+        .arg(secret)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("radclient (freeradius-utils) is installed: run ./scripts/test");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(attributes.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut reply = RadclientReply {
+        output: output.clone(),
+        ..Default::default()
+    };
+    let mut in_reply = false;
+    for line in output.lines() {
+        if let Some(rest) = line.strip_prefix("Received ") {
+            reply.code = rest.split_whitespace().next().map(str::to_string);
+            in_reply = true;
+        } else if line.starts_with("Sent ") || line.starts_with('(') {
+            in_reply = false;
+        } else if in_reply && let Some((name, value)) = line.trim().split_once(" = ") {
+            reply
+                .attributes
+                .push((name.to_string(), value.trim_matches('"').to_string()));
+        }
+    }
+    reply
+}
+
+/// radclient with Message-Authenticator, 3 tries of 3 s.
+pub fn radclient_auth(rampart: &Rampart, user: &str, password: &str) -> RadclientReply {
+    radclient(
+        rampart.radius,
+        SECRET,
+        &format!(
+            "User-Name = \"{user}\", User-Password = \"{password}\", Message-Authenticator = 0x00"
+        ),
+        2,
+        3,
+    )
+}
+
+/// Answers an Access-Challenge: State plus the typed response as User-Password.
+pub fn radclient_answer(
+    rampart: &Rampart,
+    user: &str,
+    response: &str,
+    state: &str,
+) -> RadclientReply {
+    radclient(
+        rampart.radius,
+        SECRET,
+        &format!(
+            "User-Name = \"{user}\", User-Password = \"{response}\", State = {state}, Message-Authenticator = 0x00"
+        ),
+        2,
+        3,
+    )
+}
+
+/// The current TOTP code for a seed.
+pub fn code(seed: &[u8]) -> String {
+    rampart::factor::totp::code_at(seed, unix_now())
+}
