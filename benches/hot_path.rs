@@ -52,6 +52,7 @@ fn radius(c: &mut Criterion) {
             let reply = encode_reply(
                 &Decision::Accept {
                     reply_message: None,
+                    attributes: Vec::new(),
                 },
                 &packet,
                 SECRET,

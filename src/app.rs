@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::auth::{LocalAuth, PrimaryAuth, PrimaryConfig};
+use crate::auth::{LocalAuth, NoPrimary, PrimaryAuth, PrimaryConfig};
 use crate::config::{Config, LogFormat};
 use crate::factor::recovery::RecoveryCodes;
 use crate::factor::totp::TotpFactor;
@@ -59,6 +59,7 @@ pub fn build_pipeline(
         PrimaryConfig::Local(_) => {
             Arc::new(LocalAuth::new(store.clone()).map_err(anyhow::Error::msg)?)
         }
+        PrimaryConfig::None(_) => Arc::new(NoPrimary),
     };
     Ok(Pipeline::new(
         primary,
@@ -66,6 +67,7 @@ pub fn build_pipeline(
         RecoveryCodes::new(store.clone(), key),
         store,
         config.policy.clone(),
+        config.username.clone(),
     ))
 }
 

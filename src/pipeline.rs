@@ -9,16 +9,16 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use tracing::{info, warn};
 
-use crate::auth::{PrimaryAuth, PrimaryOutcome};
+use crate::auth::{PrimaryAuth, PrimaryOutcome, PrimaryRequest, UserInfo};
 use crate::config::{Policy, Unenrolled};
 use crate::factor::recovery::RecoveryCodes;
 use crate::factor::totp::{TotpFactor, TotpOutcome};
 use crate::factor::{Response, classify};
-use crate::radius::{AccessRequest, Decision, Handler};
+use crate::radius::{AccessRequest, Attribute, Decision, Handler};
 use crate::secret::Secret;
 use crate::session::Challenges;
 use crate::store::Store;
-use crate::username::normalize;
+use crate::username::UsernameConfig;
 
 /// Prompt sent with an Access-Challenge.
 pub const CHALLENGE_PROMPT: &str = "Enter the 6-digit code from your authenticator app";
@@ -31,10 +31,16 @@ struct Verdict {
 }
 
 impl Verdict {
-    fn accept(reason: &'static str, factor: &'static str, message: Option<String>) -> Verdict {
+    fn accept(
+        reason: &'static str,
+        factor: &'static str,
+        message: Option<String>,
+        attributes: Vec<Attribute>,
+    ) -> Verdict {
         Verdict {
             decision: Decision::Accept {
                 reply_message: message,
+                attributes,
             },
             reason,
             factor,
@@ -59,6 +65,7 @@ pub struct Pipeline {
     recovery: RecoveryCodes,
     store: Arc<dyn Store>,
     policy: Policy,
+    username: UsernameConfig,
     challenges: Challenges,
 }
 
@@ -92,6 +99,7 @@ impl Pipeline {
         recovery: RecoveryCodes,
         store: Arc<dyn Store>,
         policy: Policy,
+        username: UsernameConfig,
     ) -> Pipeline {
         let challenges = Challenges::new(policy.challenge_ttl);
         Pipeline {
@@ -100,6 +108,7 @@ impl Pipeline {
             recovery,
             store,
             policy,
+            username,
             challenges,
         }
     }
@@ -129,34 +138,61 @@ impl Pipeline {
             let Some(code) = &request.password else {
                 return Verdict::reject("missing_code", "totp", Some(CHALLENGE_PROMPT));
             };
-            return self.second_factor(user, code.expose(), now).await;
+            return self
+                .second_factor(user, code.expose(), now, pending.attributes)
+                .await;
         }
 
         if let Some(verdict) = self.locked(user, now).await {
             return verdict;
         }
-        let Some(typed) = &request.password else {
-            return Verdict::reject(
-                "no_password",
-                "none",
-                Some("This server needs the password sent as PAP (User-Password)."),
-            );
+        // With a password backend, User-Password is "password" or "password,code";
+        // without one (backend = "none") it is the code itself, if present.
+        let (password, code) = match (&request.password, self.primary.requires_password()) {
+            (Some(typed), true) => {
+                let (password, code) = split_code(typed.expose(), &self.policy.code_separator);
+                (Some(password), code)
+            }
+            (typed, false) => (None, typed.clone()),
+            (None, true) => {
+                return Verdict::reject(
+                    "no_password",
+                    "none",
+                    Some("This server needs the password sent as PAP (User-Password)."),
+                );
+            }
         };
-        let (password, code) = split_code(typed.expose(), &self.policy.code_separator);
-        if password.expose().is_empty() {
+        if password.as_ref().is_some_and(|p| p.expose().is_empty()) {
+            // An empty password is an unauthenticated bind in LDAP: never pass it on.
             return Verdict::reject("empty_password", "none", None);
         }
 
-        match self.primary.verify(user, &password).await {
-            Ok(PrimaryOutcome::Accepted) => {}
-            Ok(rejected) => {
+        let primary_request = PrimaryRequest {
+            user,
+            password: password.as_ref(),
+            request,
+        };
+        let info: UserInfo = match self.primary.verify(&primary_request).await {
+            Ok(PrimaryOutcome::Accepted(info)) => info,
+            Ok(PrimaryOutcome::UnknownUser) => {
                 let locked_now = self.record_failure(user, now).await;
-                return Verdict::reject(rejected.reason(), "none", locked_now.as_deref());
+                return Verdict::reject("unknown_user", "none", locked_now.as_deref());
+            }
+            Ok(PrimaryOutcome::BadPassword) => {
+                let locked_now = self.record_failure(user, now).await;
+                return Verdict::reject("bad_password", "none", locked_now.as_deref());
+            }
+            Ok(PrimaryOutcome::Denied { reason, message }) => {
+                return Verdict::reject(reason, "none", message.as_deref());
             }
             Err(error) => {
                 warn!(%error, user, "primary authentication unavailable");
                 return Verdict::reject("primary_unavailable", "none", None);
             }
+        };
+        if info.mfa_exempt {
+            self.record_success(user, now).await;
+            return Verdict::accept("mfa_exempt", "none", None, info.reply_attributes);
         }
 
         let enrolled = match self.totp.is_enrolled(user).await {
@@ -170,7 +206,7 @@ impl Pipeline {
             return match self.policy.unenrolled {
                 Unenrolled::Allow => {
                     self.record_success(user, now).await;
-                    Verdict::accept("unenrolled_allowed", "none", None)
+                    Verdict::accept("unenrolled_allowed", "none", None, info.reply_attributes)
                 }
                 Unenrolled::Reject => {
                     let message = match &self.policy.enroll_url {
@@ -185,11 +221,16 @@ impl Pipeline {
         }
 
         match code {
-            Some(code) => self.second_factor(user, code.expose(), now).await,
-            None => match self
-                .challenges
-                .issue(user, request.client.clone(), Instant::now())
-            {
+            Some(code) => {
+                self.second_factor(user, code.expose(), now, info.reply_attributes)
+                    .await
+            }
+            None => match self.challenges.issue(
+                user,
+                request.client.clone(),
+                info.reply_attributes,
+                Instant::now(),
+            ) {
                 Some(state) => Verdict {
                     decision: Decision::Challenge {
                         state,
@@ -204,7 +245,13 @@ impl Pipeline {
     }
 
     /// Checks a TOTP or recovery code for a user whose password was right.
-    async fn second_factor(&self, user: &str, typed: &str, now: u64) -> Verdict {
+    async fn second_factor(
+        &self,
+        user: &str,
+        typed: &str,
+        now: u64,
+        reply_attributes: Vec<Attribute>,
+    ) -> Verdict {
         let outcome = match classify(typed) {
             None => {
                 let locked_now = self.record_failure(user, now).await;
@@ -217,7 +264,7 @@ impl Pipeline {
             Some(Response::Totp(code)) => match self.totp.verify(user, &code, now).await {
                 Ok(TotpOutcome::Accepted) => {
                     self.record_success(user, now).await;
-                    return Verdict::accept("ok", "totp", None);
+                    return Verdict::accept("ok", "totp", None, reply_attributes);
                 }
                 Ok(TotpOutcome::Wrong) => ("bad_code", "totp", "Wrong code."),
                 Ok(TotpOutcome::Replayed) => (
@@ -249,6 +296,7 @@ impl Pipeline {
                         Some(format!(
                             "You signed in with a recovery code; {left} left. Enroll your authenticator again if your phone is lost."
                         )),
+                        reply_attributes,
                     );
                 }
                 Ok(false) => (
@@ -331,7 +379,7 @@ impl Pipeline {
 impl Handler for Pipeline {
     async fn handle(&self, request: AccessRequest) -> Decision {
         let started = Instant::now();
-        let user = normalize(&request.user_name);
+        let user = self.username.normalize(&request.user_name);
         let verdict = self.decide(&request, &user).await;
         let elapsed = started.elapsed();
         let outcome = verdict.decision.outcome();

@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::radius::Attribute;
+
 /// State octets: 32 random bytes, unguessable.
 pub const STATE_LEN: usize = 32;
 /// Above this many entries, expired ones are purged on every insert.
@@ -20,6 +22,8 @@ pub struct Pending {
     pub user: String,
     /// Client name.
     pub client: Arc<str>,
+    /// Reply attributes from the primary backend, kept for the final Accept.
+    pub attributes: Vec<Attribute>,
     expires: Instant,
 }
 
@@ -39,7 +43,13 @@ impl Challenges {
     }
 
     /// Issues a State; `None` when the table is full (the caller rejects).
-    pub fn issue(&self, user: &str, client: Arc<str>, now: Instant) -> Option<Vec<u8>> {
+    pub fn issue(
+        &self,
+        user: &str,
+        client: Arc<str>,
+        attributes: Vec<Attribute>,
+        now: Instant,
+    ) -> Option<Vec<u8>> {
         let state: [u8; STATE_LEN] = rand::random();
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries.len() > PURGE_ABOVE {
@@ -53,6 +63,7 @@ impl Challenges {
             Pending {
                 user: user.to_string(),
                 client,
+                attributes,
                 expires: now + self.ttl,
             },
         );
@@ -76,14 +87,18 @@ mod tests {
     fn state_is_single_use_bound_and_expires() {
         let challenges = Challenges::new(Duration::from_secs(120));
         let t0 = Instant::now();
-        let state = challenges.issue("alice", "nas".into(), t0).unwrap();
+        let state = challenges
+            .issue("alice", "nas".into(), Vec::new(), t0)
+            .unwrap();
         assert_eq!(state.len(), STATE_LEN);
         let pending = challenges.take(&state, t0).unwrap();
         assert_eq!(pending.user, "alice");
         assert_eq!(&*pending.client, "nas");
         assert!(challenges.take(&state, t0).is_none(), "single use");
 
-        let state = challenges.issue("alice", "nas".into(), t0).unwrap();
+        let state = challenges
+            .issue("alice", "nas".into(), Vec::new(), t0)
+            .unwrap();
         assert!(
             challenges
                 .take(&state, t0 + Duration::from_secs(121))

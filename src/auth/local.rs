@@ -10,7 +10,7 @@ use argon2::{PasswordHasher, PasswordVerifier};
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::{PrimaryAuth, PrimaryError, PrimaryOutcome};
+use super::{PrimaryAuth, PrimaryError, PrimaryOutcome, PrimaryRequest, UserInfo};
 use crate::secret::Secret;
 use crate::store::Store;
 
@@ -54,11 +54,11 @@ impl LocalAuth {
 
 #[async_trait]
 impl PrimaryAuth for LocalAuth {
-    async fn verify(
-        &self,
-        user: &str,
-        password: &Secret<String>,
-    ) -> Result<PrimaryOutcome, PrimaryError> {
+    async fn verify(&self, request: &PrimaryRequest<'_>) -> Result<PrimaryOutcome, PrimaryError> {
+        let user = request.user;
+        let Some(password) = request.password else {
+            return Ok(PrimaryOutcome::BadPassword);
+        };
         let stored = self
             .store
             .password_hash(user)
@@ -73,7 +73,7 @@ impl PrimaryAuth for LocalAuth {
             .await
             .map_err(|e| PrimaryError::Unavailable(format!("password check failed: {e}")))?;
         Ok(match (known, matches) {
-            (true, true) => PrimaryOutcome::Accepted,
+            (true, true) => PrimaryOutcome::Accepted(UserInfo::default()),
             (true, false) => PrimaryOutcome::BadPassword,
             (false, _) => PrimaryOutcome::UnknownUser,
         })

@@ -1,15 +1,19 @@
 //! Primary authentication: "is this the user's password?". One trait, one file
-//! per backend, each owning its config struct. Later backends (LDAP, upstream
-//! RADIUS, none) plug in as further [`PrimaryConfig`] variants.
+//! per backend, each owning its config struct: `local` (rampart's own users),
+//! `none` (the NAS already checked it, e.g. RD Gateway behind NPS), and further
+//! variants of [`PrimaryConfig`] for directories and upstream RADIUS servers.
 
 pub mod local;
+pub mod none;
 
 use async_trait::async_trait;
 use serde::Deserialize;
 
+use crate::radius::{AccessRequest, Attribute};
 use crate::secret::Secret;
 
 pub use local::{LocalAuth, LocalConfig};
+pub use none::{NoPrimary, NoneConfig};
 
 /// `[primary]`: which backend checks passwords.
 #[derive(Debug, Clone, Deserialize)]
@@ -17,6 +21,8 @@ pub use local::{LocalAuth, LocalConfig};
 pub enum PrimaryConfig {
     /// Users in rampart's own store with argon2id hashes.
     Local(LocalConfig),
+    /// No password check: second factor only.
+    None(NoneConfig),
 }
 
 impl Default for PrimaryConfig {
@@ -25,32 +31,61 @@ impl Default for PrimaryConfig {
     }
 }
 
+impl PrimaryConfig {
+    /// Problems as (key, message), for the config validator.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        match self {
+            PrimaryConfig::Local(_) | PrimaryConfig::None(_) => Vec::new(),
+        }
+    }
+}
+
+/// What a backend is asked.
+pub struct PrimaryRequest<'a> {
+    /// Normalised user name (store, lockout and audit key).
+    pub user: &'a str,
+    /// The password with any appended code split off; `None` when none came.
+    pub password: Option<&'a Secret<String>>,
+    /// The request itself, for backends that forward credentials untouched.
+    pub request: &'a AccessRequest,
+}
+
+/// What the backend knows about an authenticated user.
+#[derive(Debug, Clone, Default)]
+pub struct UserInfo {
+    /// Member of a group excused from the second factor.
+    pub mfa_exempt: bool,
+    /// Phone number from the directory, for out-of-band factors.
+    pub phone: Option<String>,
+    /// E-mail address from the directory.
+    pub email: Option<String>,
+    /// Attributes to add to the final Access-Accept (upstream pass-through).
+    pub reply_attributes: Vec<Attribute>,
+}
+
 /// The answer of a backend that could be asked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum PrimaryOutcome {
     /// Password right.
-    Accepted,
+    Accepted(UserInfo),
     /// No such user (the reply to the NAS is the same as for a wrong password).
     UnknownUser,
     /// Password wrong.
     BadPassword,
-}
-
-impl PrimaryOutcome {
-    /// Audit reason for a rejection.
-    pub fn reason(self) -> &'static str {
-        match self {
-            PrimaryOutcome::Accepted => "ok",
-            PrimaryOutcome::UnknownUser => "unknown_user",
-            PrimaryOutcome::BadPassword => "bad_password",
-        }
-    }
+    /// Refused for another reason (not in a required group, account disabled,
+    /// password expired, ...). Not counted toward rampart's lockout.
+    Denied {
+        /// Audit reason, e.g. `not_in_required_group`, `ad_password_expired`.
+        reason: &'static str,
+        /// What to tell the user, if anything helpful.
+        message: Option<String>,
+    },
 }
 
 /// The backend could not answer.
 #[derive(Debug, thiserror::Error)]
 pub enum PrimaryError {
-    /// Store or directory unreachable or failing.
+    /// Store, directory or upstream server unreachable or failing.
     #[error("primary backend unavailable: {0}")]
     Unavailable(String),
 }
@@ -58,11 +93,12 @@ pub enum PrimaryError {
 /// First factor.
 #[async_trait]
 pub trait PrimaryAuth: Send + Sync + 'static {
-    /// Checks a password. Must take about as long for unknown users as for known
-    /// ones so that timing does not reveal which user names exist.
-    async fn verify(
-        &self,
-        user: &str,
-        password: &Secret<String>,
-    ) -> Result<PrimaryOutcome, PrimaryError>;
+    /// Whether requests must carry a password (false for `backend = "none"`).
+    fn requires_password(&self) -> bool {
+        true
+    }
+
+    /// Checks the credentials. Must take about as long for unknown users as for
+    /// known ones so that timing does not reveal which user names exist.
+    async fn verify(&self, request: &PrimaryRequest<'_>) -> Result<PrimaryOutcome, PrimaryError>;
 }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use crate::auth::PrimaryConfig;
 use crate::factor::totp::TotpConfig;
 use crate::store::StoreConfig;
+use crate::username::UsernameConfig;
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
@@ -28,6 +29,9 @@ pub struct ConfigFile {
     /// `[policy]`
     #[serde(default)]
     pub policy: PolicySection,
+    /// `[username]`
+    #[serde(default)]
+    pub username: UsernameConfig,
     /// `[store]`
     #[serde(default)]
     pub store: StoreConfig,

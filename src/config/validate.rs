@@ -15,6 +15,7 @@ use crate::factor::totp::TotpConfig;
 use crate::radius::clients::{Client, Clients};
 use crate::secret::Secret;
 use crate::store::StoreConfig;
+use crate::username::UsernameConfig;
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
@@ -35,6 +36,8 @@ pub struct Config {
     pub totp: TotpConfig,
     /// Login policy.
     pub policy: Policy,
+    /// User-name normalisation.
+    pub username: UsernameConfig,
     /// Store settings.
     pub store: StoreConfig,
     /// tracing filter directives.
@@ -133,6 +136,9 @@ pub fn validate(file: ConfigFile, source: &Path) -> Result<Config, Vec<Problem>>
         problems.add("policy.enroll_url", "must not be empty when set");
     }
 
+    for (key, message) in file.primary.problems() {
+        problems.add(format!("primary.{key}"), message);
+    }
     for (key, message) in file.totp.problems() {
         problems.add(format!("totp.{key}"), message);
     }
@@ -178,6 +184,7 @@ pub fn validate(file: ConfigFile, source: &Path) -> Result<Config, Vec<Problem>>
             challenge_ttl: Duration::from_secs(file.policy.challenge_timeout_secs),
         },
         store: file.store,
+        username: file.username,
         log_level: file.log.level,
         log_format: file.log.format,
         metrics_listen,

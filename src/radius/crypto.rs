@@ -321,6 +321,47 @@ mod tests {
         );
     }
 
+    /// An Access-Request signed by FreeRADIUS 3.2.1 `radclient` (an independent
+    /// implementation), secret "xyzzy5461": Message-Authenticator is the last
+    /// attribute there, so this also checks that its position does not matter.
+    const RADCLIENT_REQUEST_WITH_MA: &str = "01a200440948592690f54fc3985036b059451ddb01066e656d6f\
+        02121d1cf27d180506a5da834449cc1caae40406c0a801105012f9183dcfb4d040c92ef360605fb728b1";
+
+    #[test]
+    fn verifies_a_message_authenticator_computed_by_radclient() {
+        let bytes = hex_bytes(RADCLIENT_REQUEST_WITH_MA);
+        assert_eq!(
+            check_request_message_authenticator(&bytes, RFC2865_SECRET),
+            MessageAuthenticatorCheck::Valid
+        );
+        assert_eq!(
+            check_request_message_authenticator(&bytes, b"xyzzy5462"),
+            MessageAuthenticatorCheck::Invalid
+        );
+        let packet = Packet::decode(&bytes).unwrap();
+        let password = reveal_password(
+            packet.attribute(attr::USER_PASSWORD).unwrap(),
+            RFC2865_SECRET,
+            &packet.authenticator,
+        )
+        .unwrap();
+        assert_eq!(&password[..], b"arctangent");
+        // Re-signing the same attributes with MA first gives a packet that verifies too.
+        let resigned = sign_request(
+            Code::AccessRequest,
+            packet.identifier,
+            &packet.authenticator,
+            &packet.attributes,
+            RFC2865_SECRET,
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            check_request_message_authenticator(&resigned, RFC2865_SECRET),
+            MessageAuthenticatorCheck::Valid
+        );
+    }
+
     #[test]
     fn hmac_md5_matches_rfc2202_vectors() {
         // RFC 2202 §2, test cases 1 and 2.

@@ -12,6 +12,8 @@ pub enum Decision {
     Accept {
         /// Text for the user, if any.
         reply_message: Option<String>,
+        /// Further attributes for the NAS (e.g. Class, Filter-Id passed through from an upstream server).
+        attributes: Vec<Attribute>,
     },
     /// Access-Reject.
     Reject {
@@ -55,9 +57,19 @@ pub fn encode_reply(
 ) -> Result<Vec<u8>, EncodeError> {
     let mut attributes = Vec::new();
     let message = match decision {
-        Decision::Accept { reply_message } | Decision::Reject { reply_message } => {
+        Decision::Accept {
+            reply_message,
+            attributes: extra,
+        } => {
+            attributes.extend(
+                extra
+                    .iter()
+                    .filter(|a| !matches!(a.typ, attr::MESSAGE_AUTHENTICATOR | attr::PROXY_STATE))
+                    .cloned(),
+            );
             reply_message.as_deref()
         }
+        Decision::Reject { reply_message } => reply_message.as_deref(),
         Decision::Challenge {
             state,
             reply_message,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::attr;
 use super::crypto::{PasswordError, reveal_password};
-use super::packet::Packet;
+use super::packet::{Attribute, Packet};
 use crate::secret::Secret;
 
 /// An Access-Request as the pipeline sees it.
@@ -29,6 +29,12 @@ pub struct AccessRequest {
     pub nas_identifier: Option<String>,
     /// Calling-Station-Id: the end user's address or phone, if sent.
     pub calling_station_id: Option<String>,
+    /// The Request Authenticator (the CHAP challenge when no CHAP-Challenge is sent, RFC 2865 §5.3).
+    pub authenticator: [u8; 16],
+    /// Every other attribute as received, in order, without User-Password,
+    /// Message-Authenticator, State and Proxy-State: what an upstream RADIUS
+    /// server needs to check CHAP or MS-CHAPv2 credentials untouched.
+    pub attributes: Vec<Attribute>,
 }
 
 /// Why an Access-Request could not be turned into an [`AccessRequest`].
@@ -79,6 +85,21 @@ impl AccessRequest {
             nas_ip,
             nas_identifier: packet.text(attr::NAS_IDENTIFIER),
             calling_station_id: packet.text(attr::CALLING_STATION_ID),
+            authenticator: packet.authenticator,
+            attributes: packet
+                .attributes
+                .iter()
+                .filter(|a| {
+                    !matches!(
+                        a.typ,
+                        attr::USER_PASSWORD
+                            | attr::MESSAGE_AUTHENTICATOR
+                            | attr::STATE
+                            | attr::PROXY_STATE
+                    )
+                })
+                .cloned()
+                .collect(),
         })
     }
 }
