@@ -238,3 +238,27 @@ fn unenrolled_users_are_rejected_with_enroll_hint_or_allowed_by_policy() {
         Some("Access-Reject")
     );
 }
+
+#[test]
+fn second_factor_only_backend_takes_the_code_as_password_or_challenges() {
+    // RD Gateway behind NPS: Windows checked the password; rampart checks the factor.
+    let rampart = Rampart::start_with(Options {
+        primary: Some("backend = \"none\"".into()),
+        ..Options::default()
+    });
+    let seed = rampart.enroll_totp("kate");
+    // NPS forwards DOMAIN\user; it is normalised to the enrolled name.
+    radclient_auth(&rampart, "CORP\\Kate", &code(&seed)).assert_code("Access-Accept");
+    radclient_auth(&rampart, "kate", "000000").assert_code("Access-Reject");
+    let challenge = radclient(
+        rampart.radius,
+        SECRET,
+        "User-Name = \"kate\", Message-Authenticator = 0x00",
+        2,
+        3,
+    );
+    challenge.assert_code("Access-Challenge");
+    // Unenrolled users are rejected even though no password was checked.
+    radclient_auth(&rampart, "nobody", &code(&seed)).assert_code("Access-Reject");
+    assert!(rampart.wait_for_log("user=kate", std::time::Duration::from_secs(5)));
+}

@@ -24,6 +24,10 @@ pub struct Options {
     pub lax_message_authenticator: bool,
     /// The client's address or CIDR (default 127.0.0.0/8).
     pub client_address: Option<String>,
+    /// Replaces the `[primary]` table body (default `backend = "local"`).
+    pub primary: Option<String>,
+    /// Extra top-level tables appended to the file.
+    pub extra: String,
 }
 
 pub struct Rampart {
@@ -58,7 +62,7 @@ secret = "{SECRET}"
 require_message_authenticator = {require}
 
 [primary]
-backend = "local"
+{primary}
 
 [policy]
 max_failures = 5
@@ -74,7 +78,11 @@ level = "debug"
 
 [metrics]
 listen = "127.0.0.1:0"
+
+{extra}
 "#,
+        primary = options.primary.as_deref().unwrap_or("backend = \"local\""),
+        extra = options.extra,
         require = !options.lax_message_authenticator,
         address = options.client_address.as_deref().unwrap_or("127.0.0.0/8"),
         policy = options.policy,
