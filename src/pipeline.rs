@@ -12,12 +12,12 @@ use tracing::{info, warn};
 use crate::auth::{PrimaryAuth, PrimaryOutcome, PrimaryRequest, UserInfo};
 use crate::config::{Policy, Unenrolled};
 use crate::factor::recovery::RecoveryCodes;
-use crate::factor::totp::{TotpFactor, TotpOutcome};
+use crate::factor::totp::{TotpError, TotpFactor, TotpOutcome};
 use crate::factor::{Response, classify};
 use crate::radius::{AccessRequest, Attribute, Decision, Handler};
 use crate::secret::Secret;
 use crate::session::Challenges;
-use crate::store::Store;
+use crate::store::{LoginState, Store};
 use crate::username::UsernameConfig;
 
 /// Prompt sent with an Access-Challenge.
@@ -132,20 +132,22 @@ impl Pipeline {
             if pending.user != user || pending.client != request.client {
                 return Verdict::reject("state_mismatch", "totp", None);
             }
-            if let Some(verdict) = self.locked(user, now).await {
-                return verdict;
-            }
+            let state = match self.login_state(user, now).await {
+                Ok(state) => state,
+                Err(verdict) => return verdict,
+            };
             let Some(code) = &request.password else {
                 return Verdict::reject("missing_code", "totp", Some(CHALLENGE_PROMPT));
             };
             return self
-                .second_factor(user, code.expose(), now, pending.attributes)
+                .second_factor(user, &state, code.expose(), now, pending.attributes)
                 .await;
         }
 
-        if let Some(verdict) = self.locked(user, now).await {
-            return verdict;
-        }
+        let state = match self.login_state(user, now).await {
+            Ok(state) => state,
+            Err(verdict) => return verdict,
+        };
         // With a password backend, User-Password is "password" or "password,code";
         // without one (backend = "none") it is the code itself, if present.
         let (password, code) = match (&request.password, self.primary.requires_password()) {
@@ -191,21 +193,14 @@ impl Pipeline {
             }
         };
         if info.mfa_exempt {
-            self.record_success(user, now).await;
+            self.record_success(user, now, &state).await;
             return Verdict::accept("mfa_exempt", "none", None, info.reply_attributes);
         }
 
-        let enrolled = match self.totp.is_enrolled(user).await {
-            Ok(enrolled) => enrolled,
-            Err(error) => {
-                warn!(%error, user, "store unavailable");
-                return Verdict::reject("store_unavailable", "none", None);
-            }
-        };
-        if !enrolled {
+        if state.totp.is_none() {
             return match self.policy.unenrolled {
                 Unenrolled::Allow => {
-                    self.record_success(user, now).await;
+                    self.record_success(user, now, &state).await;
                     Verdict::accept("unenrolled_allowed", "none", None, info.reply_attributes)
                 }
                 Unenrolled::Reject => {
@@ -222,7 +217,7 @@ impl Pipeline {
 
         match code {
             Some(code) => {
-                self.second_factor(user, code.expose(), now, info.reply_attributes)
+                self.second_factor(user, &state, code.expose(), now, info.reply_attributes)
                     .await
             }
             None => match self.challenges.issue(
@@ -248,6 +243,7 @@ impl Pipeline {
     async fn second_factor(
         &self,
         user: &str,
+        state: &LoginState,
         typed: &str,
         now: u64,
         reply_attributes: Vec<Attribute>,
@@ -261,9 +257,9 @@ impl Pipeline {
                     Some(locked_now.as_deref().unwrap_or(CHALLENGE_PROMPT)),
                 );
             }
-            Some(Response::Totp(code)) => match self.totp.verify(user, &code, now).await {
+            Some(Response::Totp(code)) => match self.check_totp(user, state, &code, now).await {
                 Ok(TotpOutcome::Accepted) => {
-                    self.record_success(user, now).await;
+                    self.record_success(user, now, state).await;
                     return Verdict::accept("ok", "totp", None, reply_attributes);
                 }
                 Ok(TotpOutcome::Wrong) => ("bad_code", "totp", "Wrong code."),
@@ -282,7 +278,7 @@ impl Pipeline {
             },
             Some(Response::Recovery(code)) => match self.recovery.redeem(user, &code).await {
                 Ok(true) => {
-                    self.record_success(user, now).await;
+                    self.record_success(user, now, state).await;
                     let left = self
                         .store
                         .user(user)
@@ -319,13 +315,30 @@ impl Pipeline {
         )
     }
 
-    /// A Reject if the user is locked out now.
-    async fn locked(&self, user: &str, now: u64) -> Option<Verdict> {
-        match self.store.locked_until(user, now as i64).await {
-            Ok(None) => None,
-            Ok(Some(until)) => {
+    /// Checks a TOTP code against the enrollment read with the login state.
+    async fn check_totp(
+        &self,
+        user: &str,
+        state: &LoginState,
+        code: &str,
+        now: u64,
+    ) -> Result<TotpOutcome, TotpError> {
+        match &state.totp {
+            None => Ok(TotpOutcome::NotEnrolled),
+            Some(record) => self.totp.verify_record(user, record, code, now).await,
+        }
+    }
+
+    /// Reads the user's login state; a Reject if the user is locked out now
+    /// or the store cannot answer.
+    async fn login_state(&self, user: &str, now: u64) -> Result<LoginState, Verdict> {
+        match self.store.login_state(user, now as i64).await {
+            Ok(LoginState {
+                locked_until: Some(until),
+                ..
+            }) => {
                 let minutes = ((until - now as i64) + 59) / 60;
-                Some(Verdict::reject(
+                Err(Verdict::reject(
                     "locked_out",
                     "none",
                     Some(&format!(
@@ -333,9 +346,10 @@ impl Pipeline {
                     )),
                 ))
             }
+            Ok(state) => Ok(state),
             Err(error) => {
                 warn!(%error, user, "store unavailable");
-                Some(Verdict::reject("store_unavailable", "none", None))
+                Err(Verdict::reject("store_unavailable", "none", None))
             }
         }
     }
@@ -368,8 +382,16 @@ impl Pipeline {
         }
     }
 
-    async fn record_success(&self, user: &str, now: u64) {
-        if let Err(error) = self.store.record_success(user, now as i64).await {
+    /// Resets the failure count and records the login time. Skipped when there
+    /// is nothing to reset and the last login was recorded less than a minute
+    /// ago: one write fewer per login on a busy gateway.
+    async fn record_success(&self, user: &str, now: u64, state: &LoginState) {
+        let now = now as i64;
+        let recent = state.last_login.is_some_and(|t| (now - t).abs() < 60);
+        if state.failures == 0 && state.locked_until.is_none() && recent {
+            return;
+        }
+        if let Err(error) = self.store.record_success(user, now).await {
             warn!(%error, user, "cannot record successful login");
         }
     }

@@ -11,7 +11,7 @@ use totp_rs::{Algorithm, Builder, Totp};
 
 use crate::seal::SealKey;
 use crate::secret::Secret;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, TotpRecord};
 
 /// Digits in a code.
 pub const DIGITS: usize = 6;
@@ -153,9 +153,21 @@ impl TotpFactor {
 
     /// Checks a code at unix time `now` and, if right, claims its step.
     pub async fn verify(&self, user: &str, code: &str, now: u64) -> Result<TotpOutcome, TotpError> {
-        let Some(record) = self.store.totp(user).await? else {
-            return Ok(TotpOutcome::NotEnrolled);
-        };
+        match self.store.totp(user).await? {
+            Some(record) => self.verify_record(user, &record, code, now).await,
+            None => Ok(TotpOutcome::NotEnrolled),
+        }
+    }
+
+    /// Like [`TotpFactor::verify`] with the enrollment already read (the login
+    /// path reads it together with the lockout state, in one query).
+    pub async fn verify_record(
+        &self,
+        user: &str,
+        record: &TotpRecord,
+        code: &str,
+        now: u64,
+    ) -> Result<TotpOutcome, TotpError> {
         let seed = self
             .key
             .open(user.as_bytes(), &record.sealed_secret)
@@ -165,6 +177,11 @@ impl TotpFactor {
             return Ok(TotpOutcome::Wrong);
         };
         let step = i64::try_from(step).unwrap_or(i64::MAX);
+        // Cheap early answer from the row already read; the claim below is the
+        // atomic check that counts when two requests race.
+        if record.last_step.is_some_and(|last| step <= last) {
+            return Ok(TotpOutcome::Replayed);
+        }
         if self.store.claim_totp_step(user, step).await? {
             Ok(TotpOutcome::Accepted)
         } else {

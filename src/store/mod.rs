@@ -65,6 +65,19 @@ pub struct TotpRecord {
     pub last_step: Option<i64>,
 }
 
+/// Everything the login path needs to know about a user, read in one query.
+#[derive(Debug, Clone, Default)]
+pub struct LoginState {
+    /// Set while the user is locked out (`locked_until > now`).
+    pub locked_until: Option<i64>,
+    /// Consecutive failures so far.
+    pub failures: u32,
+    /// Last successful login, if the user has an account row.
+    pub last_login: Option<i64>,
+    /// The TOTP enrollment, if any.
+    pub totp: Option<TotpRecord>,
+}
+
 // Hand-written so the sealed seed never ends up in logs, even encrypted.
 impl fmt::Debug for TotpRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -108,6 +121,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// The enrolled TOTP factor, if any.
     async fn totp(&self, name: &str) -> Result<Option<TotpRecord>, StoreError>;
+
+    /// Lockout, failure count, last login and TOTP enrollment in one read: the
+    /// login path's only query before the replay claim.
+    async fn login_state(&self, name: &str, now: i64) -> Result<LoginState, StoreError>;
 
     /// Removes the TOTP factor; returns whether one was enrolled.
     async fn remove_totp(&self, name: &str) -> Result<bool, StoreError>;
