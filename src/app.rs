@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -74,12 +73,12 @@ pub fn build_pipeline(
 /// Runs the daemon until a termination signal.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let token = CancellationToken::new();
-    let metrics = match config.metrics_listen {
+    let metrics = match config.http_listen {
         Some(addr) => Some((addr, install_metrics_recorder()?)),
         None => None,
     };
     let (store, key) = open_store(&config).await?;
-    let pipeline = Arc::new(build_pipeline(&config, store, key)?);
+    let pipeline = Arc::new(build_pipeline(&config, store.clone(), key)?);
 
     let socket = UdpSocket::bind(config.listen)
         .await
@@ -99,12 +98,30 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some((addr, handle)) = metrics {
         let listener = TcpListener::bind(addr)
             .await
-            .with_context(|| format!("cannot listen for metrics on tcp/{addr}"))?;
-        info!(
-            "metrics listening on http://{}/metrics",
-            listener.local_addr()?
-        );
-        tasks.spawn(serve_metrics(listener, handle, token.clone()));
+            .with_context(|| format!("cannot listen for HTTP on tcp/{addr}"))?;
+        info!("HTTP listening on http://{}", listener.local_addr()?);
+        let upkeep = handle.clone();
+        let router = crate::http::router(crate::http::HttpState {
+            metrics: handle,
+            store,
+        });
+        let http_token = token.clone();
+        tasks.spawn(async move {
+            if let Err(error) = crate::http::serve(listener, router, http_token).await {
+                warn!(%error, "HTTP listener failed");
+            }
+        });
+        // Histograms need periodic upkeep in the exporter.
+        let upkeep_token = token.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => upkeep.run_upkeep(),
+                    _ = upkeep_token.cancelled() => return,
+                }
+            }
+        });
     }
     tasks.spawn(wait_for_signal(token.clone()));
 
@@ -158,40 +175,6 @@ fn install_metrics_recorder() -> anyhow::Result<PrometheusHandle> {
         .context("metrics buckets")?
         .install_recorder()
         .context("cannot install the metrics recorder")
-}
-
-/// A deliberately tiny HTTP/1.1 responder for `GET /metrics` (the full HTTP
-/// listener arrives with the enrollment portal).
-async fn serve_metrics(listener: TcpListener, handle: PrometheusHandle, token: CancellationToken) {
-    let mut upkeep = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        let (mut stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(_) => continue,
-            },
-            _ = upkeep.tick() => { handle.run_upkeep(); continue; }
-            _ = token.cancelled() => return,
-        };
-        let handle = handle.clone();
-        tokio::spawn(async move {
-            let mut request = vec![0u8; 2048];
-            let read =
-                tokio::time::timeout(Duration::from_secs(5), stream.read(&mut request)).await;
-            let Ok(Ok(len)) = read else { return };
-            let line = String::from_utf8_lossy(&request[..len]);
-            let (status, body) = if line.starts_with("GET /metrics ") {
-                ("200 OK", handle.render())
-            } else {
-                ("404 Not Found", "not found\n".to_string())
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
-        });
-    }
 }
 
 /// The address a client should use to reach a listener bound to `listen`.

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod factor;
+pub mod http;
 pub mod pipeline;
 pub mod radius;
 pub mod seal;

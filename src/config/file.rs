@@ -38,9 +38,9 @@ pub struct ConfigFile {
     /// `[log]`
     #[serde(default)]
     pub log: LogSection,
-    /// `[metrics]`
+    /// `[http]`
     #[serde(default)]
-    pub metrics: MetricsSection,
+    pub http: HttpSection,
 }
 
 /// `[radius]`: the UDP listener.
@@ -198,10 +198,10 @@ fn default_level() -> String {
     "info".into()
 }
 
-/// `[metrics]`: Prometheus exposition.
+/// `[http]`: the HTTP listener (`/metrics`, `/healthz`, `/readyz`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MetricsSection {
-    /// Address for `GET /metrics`; unset = no listener.
+pub struct HttpSection {
+    /// Address:port; unset = no HTTP listener.
     pub listen: Option<String>,
 }

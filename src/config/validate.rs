@@ -44,8 +44,8 @@ pub struct Config {
     pub log_level: String,
     /// Log format.
     pub log_format: LogFormat,
-    /// Prometheus listener, if any.
-    pub metrics_listen: Option<SocketAddr>,
+    /// HTTP listener (metrics, health), if any.
+    pub http_listen: Option<SocketAddr>,
 }
 
 /// Login policy, validated.
@@ -150,13 +150,13 @@ pub fn validate(file: ConfigFile, source: &Path) -> Result<Config, Vec<Problem>>
         problems.add("log.level", format!("not a valid filter: {error}"));
     }
 
-    let metrics_listen = match &file.metrics.listen {
+    let http_listen = match &file.http.listen {
         None => None,
         Some(text) => match text.parse::<SocketAddr>() {
             Ok(addr) => Some(addr),
             Err(_) => {
                 problems.add(
-                    "metrics.listen",
+                    "http.listen",
                     format!("{text:?} is not an address:port such as \"127.0.0.1:9812\""),
                 );
                 None
@@ -187,7 +187,7 @@ pub fn validate(file: ConfigFile, source: &Path) -> Result<Config, Vec<Problem>>
         username: file.username,
         log_level: file.log.level,
         log_format: file.log.format,
-        metrics_listen,
+        http_listen,
     })
 }
 

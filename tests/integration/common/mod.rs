@@ -76,7 +76,7 @@ key_file = "{key}"
 [log]
 level = "debug"
 
-[metrics]
+[http]
 listen = "127.0.0.1:0"
 
 {extra}
@@ -126,7 +126,10 @@ impl Rampart {
     pub fn start_with(options: Options) -> Rampart {
         let dir = tempfile::tempdir().unwrap();
         let config = write_config(dir.path(), &options);
-        let mut child = Command::new(BIN)
+        // Under `timeout` so the daemon stops by itself even if the test
+        // process is killed before Drop runs.
+        let mut child = Command::new("timeout")
+            .args(["--signal=KILL", "600", BIN])
             .arg("serve")
             .arg("--config")
             .arg(&config)
@@ -142,15 +145,9 @@ impl Rampart {
         let sink = logs.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                for (marker, end) in [
-                    ("RADIUS listening on udp/", None),
-                    ("metrics listening on http://", Some("/metrics")),
-                ] {
+                for marker in ["RADIUS listening on udp/", "HTTP listening on http://"] {
                     if let Some(rest) = line.split(marker).nth(1) {
-                        let addr = match end {
-                            Some(end) => rest.split(end).next().unwrap_or(rest),
-                            None => rest.split_whitespace().next().unwrap_or(rest),
-                        };
+                        let addr = rest.split_whitespace().next().unwrap_or(rest);
                         let _ = tx.send((marker, addr.parse::<SocketAddr>().ok()));
                     }
                 }
@@ -249,7 +246,10 @@ impl Rampart {
         use std::io::Read;
         let mut stream = std::net::TcpStream::connect(self.metrics).unwrap();
         stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
             .unwrap();
         let mut text = String::new();
         stream.read_to_string(&mut text).unwrap();
@@ -286,6 +286,18 @@ impl Rampart {
 impl Drop for Rampart {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // SIGTERM reaches rampart through `timeout`; SIGKILL would stop only `timeout`.
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
