@@ -5,6 +5,10 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
+pub mod mock_ad;
+pub mod slapd;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,6 +28,8 @@ pub struct Options {
     pub lax_message_authenticator: bool,
     /// The client's address or CIDR (default 127.0.0.0/8).
     pub client_address: Option<String>,
+    /// The body of the `[primary]` table (default `backend = "local"`).
+    pub primary: Option<String>,
 }
 
 pub struct Rampart {
@@ -58,7 +64,7 @@ secret = "{SECRET}"
 require_message_authenticator = {require}
 
 [primary]
-backend = "local"
+{primary}
 
 [policy]
 max_failures = 5
@@ -78,6 +84,7 @@ listen = "127.0.0.1:0"
         require = !options.lax_message_authenticator,
         address = options.client_address.as_deref().unwrap_or("127.0.0.0/8"),
         policy = options.policy,
+        primary = options.primary.as_deref().unwrap_or("backend = \"local\""),
         db = dir.join("var/rampart.db").display(),
         key = dir.join("var/rampart.key").display(),
     );
