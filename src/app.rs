@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::auth::{LocalAuth, NoPrimary, PrimaryAuth, PrimaryConfig};
+use crate::auth::{LdapAuth, LocalAuth, NoPrimary, PrimaryAuth, PrimaryConfig};
 use crate::config::{Config, LogFormat};
 use crate::factor::recovery::RecoveryCodes;
 use crate::factor::totp::TotpFactor;
@@ -59,6 +59,7 @@ pub fn build_pipeline(
             Arc::new(LocalAuth::new(store.clone()).map_err(anyhow::Error::msg)?)
         }
         PrimaryConfig::None(_) => Arc::new(NoPrimary),
+        PrimaryConfig::Ldap(ldap) => Arc::new(LdapAuth::new(ldap).map_err(anyhow::Error::msg)?),
     };
     Ok(Pipeline::new(
         primary,

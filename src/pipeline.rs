@@ -189,7 +189,7 @@ impl Pipeline {
             }
             Err(error) => {
                 warn!(%error, user, "primary authentication unavailable");
-                return Verdict::reject("primary_unavailable", "none", None);
+                return Verdict::reject(error.reason(), "none", None);
             }
         };
         if info.mfa_exempt {

@@ -1,8 +1,10 @@
 //! Primary authentication: "is this the user's password?". One trait, one file
 //! per backend, each owning its config struct: `local` (rampart's own users),
-//! `none` (the NAS already checked it, e.g. RD Gateway behind NPS), and further
-//! variants of [`PrimaryConfig`] for directories and upstream RADIUS servers.
+//! `none` (the NAS already checked it, e.g. RD Gateway behind NPS), `ldap` (an
+//! LDAP directory or Active Directory), and further variants of
+//! [`PrimaryConfig`] for upstream RADIUS servers.
 
+pub mod ldap;
 pub mod local;
 pub mod none;
 
@@ -12,6 +14,7 @@ use serde::Deserialize;
 use crate::radius::{AccessRequest, Attribute};
 use crate::secret::Secret;
 
+pub use ldap::{LdapAuth, LdapConfig};
 pub use local::{LocalAuth, LocalConfig};
 pub use none::{NoPrimary, NoneConfig};
 
@@ -23,6 +26,8 @@ pub enum PrimaryConfig {
     Local(LocalConfig),
     /// No password check: second factor only.
     None(NoneConfig),
+    /// An LDAP directory or Active Directory.
+    Ldap(Box<LdapConfig>),
 }
 
 impl Default for PrimaryConfig {
@@ -36,6 +41,7 @@ impl PrimaryConfig {
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         match self {
             PrimaryConfig::Local(_) | PrimaryConfig::None(_) => Vec::new(),
+            PrimaryConfig::Ldap(ldap) => ldap.problems(),
         }
     }
 }
@@ -88,6 +94,19 @@ pub enum PrimaryError {
     /// Store, directory or upstream server unreachable or failing.
     #[error("primary backend unavailable: {0}")]
     Unavailable(String),
+    /// No directory server answered in time, or every one failed.
+    #[error("directory unavailable: {0}")]
+    DirectoryUnavailable(String),
+}
+
+impl PrimaryError {
+    /// The audit reason of the Reject this error causes.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PrimaryError::Unavailable(_) => "primary_unavailable",
+            PrimaryError::DirectoryUnavailable(_) => "directory_unavailable",
+        }
+    }
 }
 
 /// First factor.

@@ -205,3 +205,64 @@ fn serve_refuses_an_invalid_configuration() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("radius.listen"));
 }
+
+#[test]
+fn every_documented_ldap_key_exists_and_ldap_values_are_checked() {
+    // Uncomment the `key = value` examples of the ldap block in the shipped file.
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/rampart.toml"))
+            .unwrap();
+    let start = shipped
+        .find("# --- backend = \"ldap\"")
+        .expect("ldap block");
+    let end = shipped
+        .find("# --- end of backend = \"ldap\"")
+        .expect("ldap block end");
+    let keys: Vec<&str> = shipped[start..end]
+        .lines()
+        .filter_map(|l| l.strip_prefix("# "))
+        .filter(|l| {
+            l.split_once(" = ")
+                .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        })
+        .collect();
+    assert!(keys.len() >= 20, "{keys:?}");
+    let text = format!(
+        "[[clients]]\nname = \"vpn\"\naddress = \"10.0.0.1\"\nsecret = \"s\"\n\n[primary]\nbackend = \"ldap\"\n{}\n",
+        keys.join("\n")
+    );
+    let (status, _, err) = check(&text, &[]);
+    assert_eq!(status, 2, "the example CA file does not exist: {err}");
+    assert!(!err.contains("unknown key"), "{err}");
+    assert!(
+        err.contains("FILE: primary.ca_file: cannot read /etc/rampart/ldap-ca.pem"),
+        "{err}"
+    );
+
+    let (status, _, err) = check(
+        "[[clients]]\nname = \"vpn\"\naddress = \"10.0.0.1\"\nsecret = \"s\"\n\n[primary]\nbackend = \"ldap\"\nurls = [\"ldaps://dc1\"]\nbind_dn = \"cn=svc\"\nbind_pasword = \"typo-s3cret\"\n",
+        &[],
+    );
+    assert_eq!(status, 2);
+    assert!(
+        err.contains("FILE: primary.bind_pasword: unknown key"),
+        "{err}"
+    );
+    assert!(!err.contains("typo-s3cret"), "{err}");
+    let (status, _, err) = check(
+        "[[clients]]\nname = \"vpn\"\naddress = \"10.0.0.1\"\nsecret = \"s\"\n\n[primary]\nbackend = \"ldap\"\nurls = [\"ldaps://dc1\"]\nbind_dn = \"cn=svc\"\nuser_filter = \"(uid=x)\"\n",
+        &[],
+    );
+    assert_eq!(status, 2);
+    for line in [
+        "FILE: primary.base_dn: missing",
+        "FILE: primary.bind_password: missing: set bind_password or bind_password_file",
+        "FILE: primary.ca_file: missing: TLS needs the CA",
+        "FILE: primary.user_filter: \"(uid=x)\" must contain {user}",
+    ] {
+        assert!(
+            err.lines().any(|l| l.starts_with(line)),
+            "missing {line:?} in:\n{err}"
+        );
+    }
+}

@@ -4,6 +4,8 @@
 
 mod common;
 mod config_errors;
+mod ldap;
+mod ldap_backend;
 mod login;
 mod operations;
 mod wire;

@@ -5,6 +5,10 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
+pub mod mock_ad;
+pub mod slapd;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
