@@ -5,6 +5,7 @@
 
 pub mod local;
 pub mod none;
+pub mod upstream;
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -14,6 +15,7 @@ use crate::secret::Secret;
 
 pub use local::{LocalAuth, LocalConfig};
 pub use none::{NoPrimary, NoneConfig};
+pub use upstream::{UpstreamAuth, UpstreamConfig};
 
 /// `[primary]`: which backend checks passwords.
 #[derive(Debug, Clone, Deserialize)]
@@ -23,6 +25,8 @@ pub enum PrimaryConfig {
     Local(LocalConfig),
     /// No password check: second factor only.
     None(NoneConfig),
+    /// Upstream RADIUS servers (NPS, FreeRADIUS) check the credentials.
+    Radius(UpstreamConfig),
 }
 
 impl Default for PrimaryConfig {
@@ -33,9 +37,10 @@ impl Default for PrimaryConfig {
 
 impl PrimaryConfig {
     /// Problems as (key, message), for the config validator.
-    pub fn problems(&self) -> Vec<(&'static str, String)> {
+    pub fn problems(&self) -> Vec<(String, String)> {
         match self {
             PrimaryConfig::Local(_) | PrimaryConfig::None(_) => Vec::new(),
+            PrimaryConfig::Radius(config) => config.problems(),
         }
     }
 }
@@ -96,6 +101,13 @@ pub trait PrimaryAuth: Send + Sync + 'static {
     /// Whether requests must carry a password (false for `backend = "none"`).
     fn requires_password(&self) -> bool {
         true
+    }
+
+    /// Whether the backend can check credentials other than a PAP password
+    /// (CHAP, MS-CHAPv2) by forwarding them untouched; then a request without
+    /// User-Password reaches [`PrimaryAuth::verify`] with `password: None`.
+    fn forwards_credentials(&self) -> bool {
+        false
     }
 
     /// Checks the credentials. Must take about as long for unknown users as for
