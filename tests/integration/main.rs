@@ -6,4 +6,5 @@ mod common;
 mod config_errors;
 mod login;
 mod operations;
+mod upstream;
 mod wire;

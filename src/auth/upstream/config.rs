@@ -19,13 +19,13 @@ pub struct UpstreamConfig {
     #[serde(default)]
     pub servers: Vec<ServerConfig>,
     /// Milliseconds to wait for a reply to one transmission.
-    #[serde(default = "default_timeout_ms")]
+    #[serde(default = "default_timeout_ms", deserialize_with = "timeout_ms")]
     pub timeout_ms: u64,
     /// Retransmissions of the identical packet to one server before failing over (RFC 5080 §2.2.1).
-    #[serde(default = "default_retries")]
+    #[serde(default = "default_retries", deserialize_with = "retries")]
     pub retries: u32,
     /// Seconds a server that did not answer is skipped before it is asked again.
-    #[serde(default = "default_down_secs")]
+    #[serde(default = "default_down_secs", deserialize_with = "down_secs")]
     pub down_secs: u64,
     /// Upstream Access-Accept attributes copied into rampart's Access-Accept.
     #[serde(default = "default_pass_through")]
@@ -53,6 +53,40 @@ fn secret_string<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<Secret<String>>, D::Error> {
     Ok(Option::<String>::deserialize(deserializer)?.map(Secret::new))
+}
+
+/// A whole number written as a number or as text: `RAMPART__PRIMARY__TIMEOUT_MS=500`
+/// arrives as a string, and inside the `backend`-tagged enum serde no longer
+/// lets the config crate convert it. Errors name the key, because serde's
+/// error path stops at the tagged enum.
+fn number<'de, D, T>(deserializer: D, key: &str) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<u64> + std::str::FromStr,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Number(u64),
+        Text(String),
+        Other(serde::de::IgnoredAny),
+    }
+    let invalid = || serde::de::Error::custom(format!("{key}: expected a whole number"));
+    match Written::deserialize(deserializer)? {
+        Written::Number(n) => T::try_from(n).map_err(|_| invalid()),
+        Written::Text(text) => text.trim().parse().map_err(|_| invalid()),
+        Written::Other(_) => Err(invalid()),
+    }
+}
+
+fn timeout_ms<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    number(deserializer, "timeout_ms")
+}
+fn retries<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    number(deserializer, "retries")
+}
+fn down_secs<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    number(deserializer, "down_secs")
 }
 
 fn default_timeout_ms() -> u64 {
@@ -199,6 +233,37 @@ mod tests {
         let good = config(vec![server("127.0.0.1:1812", Some("s3cret-value"))]);
         assert_eq!(good.problems(), Vec::<(String, String)>::new());
         assert!(!format!("{good:?}").contains("s3cret-value"));
+    }
+
+    fn parse(toml: &str) -> Result<crate::auth::PrimaryConfig, String> {
+        ::config::Config::builder()
+            .add_source(::config::File::from_str(toml, ::config::FileFormat::Toml))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn numbers_may_arrive_as_text_from_environment_variables() {
+        let parsed = parse(
+            "backend = \"radius\"\ntimeout_ms = \"500\"\nretries = 2\n\
+             [[servers]]\naddress = \"127.0.0.1:1812\"\nsecret = \"s\"\n",
+        )
+        .unwrap();
+        let crate::auth::PrimaryConfig::Radius(config) = parsed else {
+            panic!("{parsed:?}")
+        };
+        assert_eq!(
+            (config.timeout_ms, config.retries, config.down_secs),
+            (500, 2, 30)
+        );
+        assert_eq!(config.pass_through, ["Class"]);
+        assert!(config.servers[0].require_message_authenticator, "default");
+        let error = parse("backend = \"radius\"\nretries = -1\n").unwrap_err();
+        assert!(
+            error.contains("retries: expected a whole number"),
+            "{error}"
+        );
     }
 
     #[test]

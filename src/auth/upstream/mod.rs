@@ -147,10 +147,11 @@ impl UpstreamAuth {
 }
 
 /// True when the request carries credentials other than a PAP password that the
-/// upstream server can check: CHAP, MS-CHAP or MS-CHAPv2, or EAP.
+/// upstream server can check in one round: CHAP, MS-CHAP or MS-CHAPv2. (EAP
+/// needs upstream Access-Challenges, which are not relayed yet.)
 fn has_forwardable_credentials(attributes: &[Attribute]) -> bool {
     attributes.iter().any(|a| match a.typ {
-        attr::CHAP_PASSWORD | attr::EAP_MESSAGE => true,
+        attr::CHAP_PASSWORD => true,
         // MS-CHAP-Response (1), MS-CHAP2-Response (25) (RFC 2548 §2.3).
         attr::VENDOR_SPECIFIC => {
             a.value.len() > 4 && a.value[..4] == MICROSOFT && matches!(a.value[4], 1 | 25)
@@ -240,6 +241,11 @@ impl PrimaryAuth for UpstreamAuth {
                     return Err(PrimaryError::Unavailable(format!(
                         "cannot forward the request: {error}"
                     )));
+                }
+                Err(error @ TransportError::Busy(_)) => {
+                    // Overloaded here, not down there: try the next server.
+                    warn!(%server, %error, "upstream RADIUS transport full");
+                    failures.push(format!("{server}: {error}"));
                 }
                 Err(error) => {
                     upstream.mark_down(Instant::now() + self.down_for);

@@ -85,6 +85,10 @@ async fn checking_server() -> SocketAddr {
 }
 
 fn backend(servers: &[SocketAddr], timeout_ms: u64) -> UpstreamAuth {
+    backend_passing(servers, timeout_ms, &["Class", "Filter-Id"])
+}
+
+fn backend_passing(servers: &[SocketAddr], timeout_ms: u64, pass: &[&str]) -> UpstreamAuth {
     UpstreamAuth::new(&UpstreamConfig {
         servers: servers
             .iter()
@@ -98,7 +102,7 @@ fn backend(servers: &[SocketAddr], timeout_ms: u64) -> UpstreamAuth {
         timeout_ms,
         retries: 0,
         down_secs: 60,
-        pass_through: vec!["Class".into(), "Filter-Id".into()],
+        pass_through: pass.iter().map(|p| p.to_string()).collect(),
     })
     .unwrap()
 }
@@ -320,4 +324,52 @@ async fn all_servers_down_is_unavailable_and_then_immediate() {
             .is_err()
     );
     assert!(started.elapsed() < Duration::from_millis(50));
+}
+
+/// A Microsoft VSA holding one sub-attribute (RFC 2548 §2).
+fn microsoft(typ: u8, value: &[u8]) -> Attribute {
+    let mut bytes = 311u32.to_be_bytes().to_vec();
+    bytes.extend([typ, 2 + value.len() as u8]);
+    bytes.extend_from_slice(value);
+    Attribute::new(attr::VENDOR_SPECIFIC, bytes)
+}
+
+#[tokio::test]
+async fn ms_chap_v2_goes_upstream_untouched_and_its_keys_never_come_back() {
+    let challenge = microsoft(11, &[1; 16]); // MS-CHAP-Challenge
+    let response = microsoft(25, &[2; 50]); // MS-CHAP2-Response
+    let success = microsoft(26, b"\x01S=0123456789ABCDEF0123456789ABCDEF01234567");
+    let (expected, answer) = (
+        vec![challenge.clone(), response.clone()],
+        vec![
+            success.clone(),
+            microsoft(16, &[3; 34]), // MS-MPPE-Send-Key, encrypted upstream
+            microsoft(17, &[4; 34]), // MS-MPPE-Recv-Key
+        ],
+    );
+    let server = responder(UPSTREAM_SECRET, move |request| {
+        let vsas: Vec<Attribute> = request
+            .attributes
+            .iter()
+            .filter(|a| a.typ == attr::VENDOR_SPECIFIC)
+            .cloned()
+            .collect();
+        if vsas == expected && request.attribute(attr::USER_PASSWORD).is_none() {
+            (Code::AccessAccept, answer.clone())
+        } else {
+            (Code::AccessReject, Vec::new())
+        }
+    })
+    .await;
+    let backend = backend_passing(&[server], 2000, &["Vendor-Specific:311"]);
+    let request = nas_request(vec![
+        Attribute::new(attr::USER_NAME, "alice"),
+        challenge,
+        response,
+    ]);
+    let outcome = verify(&backend, &request, None).await.unwrap();
+    let PrimaryOutcome::Accepted(info) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(info.reply_attributes, vec![success]);
 }

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod freeradius;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,6 +26,8 @@ pub struct Options {
     pub lax_message_authenticator: bool,
     /// The client's address or CIDR (default 127.0.0.0/8).
     pub client_address: Option<String>,
+    /// The body of the `[primary]` table, sub-tables included (default `backend = "local"`).
+    pub primary: Option<String>,
 }
 
 pub struct Rampart {
@@ -58,7 +62,7 @@ secret = "{SECRET}"
 require_message_authenticator = {require}
 
 [primary]
-backend = "local"
+{primary}
 
 [policy]
 max_failures = 5
@@ -78,6 +82,7 @@ listen = "127.0.0.1:0"
         require = !options.lax_message_authenticator,
         address = options.client_address.as_deref().unwrap_or("127.0.0.0/8"),
         policy = options.policy,
+        primary = options.primary.as_deref().unwrap_or("backend = \"local\""),
         db = dir.join("var/rampart.db").display(),
         key = dir.join("var/rampart.key").display(),
     );
