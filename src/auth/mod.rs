@@ -1,7 +1,8 @@
 //! Primary authentication: "is this the user's password?". One trait, one file
-//! per backend, each owning its config struct: `local` (rampart's own users),
-//! `none` (the NAS already checked it, e.g. RD Gateway behind NPS), and further
-//! variants of [`PrimaryConfig`] for directories and upstream RADIUS servers.
+//! (or directory) per backend, each owning its config struct: `local`
+//! (rampart's own users), `none` (the NAS already checked it, e.g. RD Gateway
+//! behind NPS), `upstream` (RADIUS servers such as NPS check it), and further
+//! variants of [`PrimaryConfig`] for directories.
 
 pub mod local;
 pub mod none;
