@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::auth::{LdapAuth, LocalAuth, NoPrimary, PrimaryAuth, PrimaryConfig};
+use crate::auth::{LdapAuth, LocalAuth, NoPrimary, PrimaryAuth, PrimaryConfig, UpstreamAuth};
 use crate::config::{Config, LogFormat};
 use crate::factor::recovery::RecoveryCodes;
 use crate::factor::totp::TotpFactor;
@@ -60,6 +60,11 @@ pub fn build_pipeline(
         }
         PrimaryConfig::None(_) => Arc::new(NoPrimary),
         PrimaryConfig::Ldap(ldap) => Arc::new(LdapAuth::new(ldap).map_err(anyhow::Error::msg)?),
+        PrimaryConfig::Radius(upstream) => {
+            let backend = UpstreamAuth::new(upstream).map_err(anyhow::Error::msg)?;
+            info!(servers = ?backend.addresses(), "primary: upstream RADIUS");
+            Arc::new(backend)
+        }
     };
     Ok(Pipeline::new(
         primary,

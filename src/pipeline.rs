@@ -156,6 +156,9 @@ impl Pipeline {
                 (Some(password), code)
             }
             (typed, false) => (None, typed.clone()),
+            // CHAP or MS-CHAPv2 for a backend that forwards them: the code
+            // cannot be appended to a hashed password, so it is challenged for.
+            (None, true) if self.primary.forwards_credentials() => (None, None),
             (None, true) => {
                 return Verdict::reject(
                     "no_password",

@@ -1,12 +1,13 @@
 //! Primary authentication: "is this the user's password?". One trait, one file
 //! per backend, each owning its config struct: `local` (rampart's own users),
 //! `none` (the NAS already checked it, e.g. RD Gateway behind NPS), `ldap` (an
-//! LDAP directory or Active Directory), and further variants of
-//! [`PrimaryConfig`] for upstream RADIUS servers.
+//! LDAP directory or Active Directory) and `upstream` (RADIUS servers such as
+//! NPS check it).
 
 pub mod ldap;
 pub mod local;
 pub mod none;
+pub mod upstream;
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -17,6 +18,7 @@ use crate::secret::Secret;
 pub use ldap::{LdapAuth, LdapConfig};
 pub use local::{LocalAuth, LocalConfig};
 pub use none::{NoPrimary, NoneConfig};
+pub use upstream::{UpstreamAuth, UpstreamConfig};
 
 /// `[primary]`: which backend checks passwords.
 #[derive(Debug, Clone, Deserialize)]
@@ -28,6 +30,8 @@ pub enum PrimaryConfig {
     None(NoneConfig),
     /// An LDAP directory or Active Directory.
     Ldap(Box<LdapConfig>),
+    /// Upstream RADIUS servers (NPS, FreeRADIUS) check the credentials.
+    Radius(UpstreamConfig),
 }
 
 impl Default for PrimaryConfig {
@@ -38,10 +42,15 @@ impl Default for PrimaryConfig {
 
 impl PrimaryConfig {
     /// Problems as (key, message), for the config validator.
-    pub fn problems(&self) -> Vec<(&'static str, String)> {
+    pub fn problems(&self) -> Vec<(String, String)> {
         match self {
             PrimaryConfig::Local(_) | PrimaryConfig::None(_) => Vec::new(),
-            PrimaryConfig::Ldap(ldap) => ldap.problems(),
+            PrimaryConfig::Ldap(ldap) => ldap
+                .problems()
+                .into_iter()
+                .map(|(key, message)| (key.to_string(), message))
+                .collect(),
+            PrimaryConfig::Radius(config) => config.problems(),
         }
     }
 }
@@ -115,6 +124,13 @@ pub trait PrimaryAuth: Send + Sync + 'static {
     /// Whether requests must carry a password (false for `backend = "none"`).
     fn requires_password(&self) -> bool {
         true
+    }
+
+    /// Whether the backend can check credentials other than a PAP password
+    /// (CHAP, MS-CHAPv2) by forwarding them untouched; then a request without
+    /// User-Password reaches [`PrimaryAuth::verify`] with `password: None`.
+    fn forwards_credentials(&self) -> bool {
+        false
     }
 
     /// Checks the credentials. Must take about as long for unknown users as for

@@ -33,6 +33,8 @@ pub const CALLING_STATION_ID: u8 = 31;
 pub const NAS_IDENTIFIER: u8 = 32;
 /// Proxy-State (RFC 2865 §5.33).
 pub const PROXY_STATE: u8 = 33;
+/// CHAP-Challenge; when absent the Request Authenticator is the challenge (RFC 2865 §5.40).
+pub const CHAP_CHALLENGE: u8 = 60;
 /// NAS-Port-Type (RFC 2865 §5.41).
 pub const NAS_PORT_TYPE: u8 = 61;
 /// Prompt: 0 = no echo, 1 = echo (RFC 2869 §5.10).
@@ -62,6 +64,7 @@ pub fn name(attribute_type: u8) -> Option<&'static str> {
         CALLING_STATION_ID => "Calling-Station-Id",
         NAS_IDENTIFIER => "NAS-Identifier",
         PROXY_STATE => "Proxy-State",
+        CHAP_CHALLENGE => "CHAP-Challenge",
         NAS_PORT_TYPE => "NAS-Port-Type",
         PROMPT => "Prompt",
         EAP_MESSAGE => "EAP-Message",

@@ -8,4 +8,5 @@ mod ldap;
 mod ldap_backend;
 mod login;
 mod operations;
+mod upstream;
 mod wire;
