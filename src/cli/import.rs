@@ -226,11 +226,16 @@ pub async fn enroll_import(config: &Config, file: &Path) -> anyhow::Result<i32> 
         .await
         .context("nothing imported")?;
     println!(
-        "imported {} TOTP seed(s) from {} in {:.2} s ({replaced} replaced an earlier seed; their old authenticators stop working now)",
+        "imported {} TOTP seed(s) from {} in {:.2} s",
         sealed.len(),
         file.display(),
         started.elapsed().as_secs_f64()
     );
+    if replaced > 0 {
+        println!(
+            "{replaced} of them replaced an earlier seed: those users' old authenticators stop working now"
+        );
+    }
     if without_local_user > 0 {
         eprintln!(
             "warning: {without_local_user} of them have no local user here (backend = \"local\"); they cannot log in until added with `rampart user add NAME`"

@@ -2,8 +2,10 @@
 //! `radclient` (freeradius-utils) and by rampart's own Rust client. One test
 //! binary for the whole suite (each file under tests/ would link its own).
 
+mod bulk_import;
 mod common;
 mod config_errors;
+mod load_smoke;
 mod login;
 mod operations;
 mod wire;

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rampart");
+pub const LOAD_BIN: &str = env!("CARGO_BIN_EXE_rampart-load");
 pub const SECRET: &str = "it-Sh4red-s3cret";
 
 /// Extra TOML appended to the generated configuration, and options.
@@ -24,6 +25,8 @@ pub struct Options {
     pub lax_message_authenticator: bool,
     /// The client's address or CIDR (default 127.0.0.0/8).
     pub client_address: Option<String>,
+    /// `[primary] backend` (default "local").
+    pub backend: Option<String>,
 }
 
 pub struct Rampart {
@@ -58,7 +61,7 @@ secret = "{SECRET}"
 require_message_authenticator = {require}
 
 [primary]
-backend = "local"
+backend = "{backend}"
 
 [policy]
 max_failures = 5
@@ -78,6 +81,7 @@ listen = "127.0.0.1:0"
         require = !options.lax_message_authenticator,
         address = options.client_address.as_deref().unwrap_or("127.0.0.0/8"),
         policy = options.policy,
+        backend = options.backend.as_deref().unwrap_or("local"),
         db = dir.join("var/rampart.db").display(),
         key = dir.join("var/rampart.key").display(),
     );
@@ -199,6 +203,11 @@ impl Rampart {
     pub fn user_with_totp(&self, name: &str, password: &str) -> Vec<u8> {
         self.add_user(name, password);
         self.enroll_totp(name)
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
     }
 
     pub fn logs(&self) -> String {
