@@ -275,7 +275,6 @@ async fn socket_task(
                 }
             }
             () = sleep_until_opt(resume_at) => {}
-            () = sleep_until_opt(sending.then_some(plan.window.end)), if outstanding == 0 => {}
         }
     }
 }
