@@ -54,13 +54,15 @@ fn unquote(field: &str) -> &str {
 /// Decodes a base32 seed (RFC 4648 alphabet), tolerating lower case, spaces
 /// and `=` padding as authenticator exports write them.
 fn decode_seed(text: &str) -> Result<Secret<Vec<u8>>, String> {
-    let compact = Zeroizing::new(
+    // Built in place so no unzeroized copy of the seed is left behind.
+    let mut compact = Zeroizing::new(String::with_capacity(text.len()));
+    compact.extend(
         text.chars()
             .filter(|c| !c.is_whitespace())
-            .collect::<String>()
-            .trim_end_matches('=')
-            .to_ascii_uppercase(),
+            .map(|c| c.to_ascii_uppercase()),
     );
+    let unpadded = compact.trim_end_matches('=').len();
+    compact.truncate(unpadded);
     if compact.is_empty() {
         return Err("empty seed".into());
     }

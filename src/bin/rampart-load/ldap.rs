@@ -21,17 +21,29 @@ const INVALID_CREDENTIALS: u32 = 49;
 
 /// What the LDAP run needs.
 pub struct Plan {
+    /// `ldap://HOST:PORT`.
     pub url: String,
+    /// Search base.
     pub base_dn: String,
+    /// Service account.
     pub bind_dn: String,
+    /// Service account password.
     pub bind_password: String,
+    /// Filter with `{user}`.
     pub filter: String,
+    /// User names by number.
     pub users: NumberFormat,
+    /// Number of user index 0.
     pub first: u64,
+    /// How many users, taken round-robin.
     pub user_count: usize,
+    /// Passwords by number.
     pub passwords: NumberFormat,
+    /// The answer every login should get.
     pub expect: Outcome,
+    /// Per operation.
     pub timeout: Duration,
+    /// When to send and what to count.
     pub window: Window,
 }
 

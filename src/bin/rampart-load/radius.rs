@@ -25,16 +25,27 @@ use crate::users::{NumberFormat, Pick, Picker, seed_for};
 
 /// Everything a socket task needs to build and judge requests.
 pub struct Plan {
+    /// The RADIUS server.
     pub server: SocketAddr,
+    /// Its shared secret.
     pub secret: Vec<u8>,
+    /// User names by number.
     pub users: NumberFormat,
+    /// Number of user index 0.
     pub first: u64,
+    /// Passwords by number; `None` sends the code alone (`backend = "none"`).
     pub passwords: Option<NumberFormat>,
+    /// Key of the per-user TOTP seeds; `None` sends no code.
     pub totp_key: Option<Vec<u8>>,
+    /// Between password and code.
     pub separator: String,
+    /// The answer every request should get.
     pub expect: Outcome,
+    /// Refuse replies without Message-Authenticator.
     pub require_reply_ma: bool,
+    /// Per request, no retransmission.
     pub timeout: Duration,
+    /// When to send and what to count.
     pub window: Window,
 }
 

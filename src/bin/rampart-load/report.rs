@@ -75,12 +75,17 @@ pub enum Outcome {
 pub struct Tally {
     /// Requests sent (all, warm-up included).
     pub sent: u64,
-    /// Measured outcomes.
+    /// Measured Access-Accepts (successful binds).
     pub accept: u64,
+    /// Measured Access-Rejects (invalid credentials, no such user).
     pub reject: u64,
+    /// Measured Access-Challenges.
     pub challenge: u64,
+    /// Measured replies of any other code.
     pub other: u64,
+    /// Measured requests without a valid answer in time.
     pub timeout: u64,
+    /// Measured requests that got only replies failing verification.
     pub bad_reply: u64,
     /// Measured answers other than the expected one.
     pub unexpected: u64,
@@ -250,10 +255,15 @@ fn percentile(sorted: &[u64], p: f64) -> Option<f64> {
 
 /// What the run was, for the report.
 pub struct RunInfo<'a> {
+    /// `radius` or `ldap`.
     pub mode: &'static str,
+    /// Server address or URL.
     pub target: &'a str,
+    /// `--label`.
     pub label: &'a str,
+    /// Requests kept outstanding.
     pub concurrency: usize,
+    /// The outcome every request should have.
     pub expect: Outcome,
 }
 
