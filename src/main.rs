@@ -76,6 +76,9 @@ enum EnrollCommand {
     Totp { name: String },
     /// Issue 10 single-use recovery codes (replacing earlier ones).
     Recovery { name: String },
+    /// Import TOTP seeds from a CSV file of `user,base32_seed` lines (all or
+    /// nothing; exit 2 with every bad line listed).
+    Import { file: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -119,6 +122,7 @@ fn main() -> ExitCode {
                 EnrollCommand::Recovery { name } => {
                     cli::enroll_recovery(&config, &name).await.map(|()| 0)
                 }
+                EnrollCommand::Import { file } => cli::import::enroll_import(&config, &file).await,
             },
             Command::Radtest {
                 user,

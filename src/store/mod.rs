@@ -119,6 +119,12 @@ pub trait Store: Send + Sync + 'static {
     /// needed; resets `last_step` to `None`. One transaction.
     async fn set_totp(&self, name: &str, sealed_secret: &[u8], now: i64) -> Result<(), StoreError>;
 
+    /// Bulk form of [`Store::set_totp`] for migrations: enrolls (or
+    /// replaces) every `(name, sealed_secret)` pair, creating account rows as
+    /// needed and resetting each `last_step`, all in one transaction: either
+    /// every seed is stored or, on any error, none is.
+    async fn import_totp(&self, seeds: &[(String, Vec<u8>)], now: i64) -> Result<(), StoreError>;
+
     /// The enrolled TOTP factor, if any.
     async fn totp(&self, name: &str) -> Result<Option<TotpRecord>, StoreError>;
 

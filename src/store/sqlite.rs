@@ -4,7 +4,8 @@
 //! operations are single SQL statements (SQLite serialises writers, so each is
 //! atomic); multi-statement changes run in `BEGIN IMMEDIATE` transactions so
 //! they take the write lock up front and wait on `busy_timeout` instead of
-//! failing with a lock-upgrade error under contention.
+//! failing with a lock-upgrade error under contention. Bulk TOTP import, one
+//! transaction of multi-row statements, lives in [`import`].
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -18,6 +19,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlSafeStr, SqlitePool, SqliteTransaction};
 
 use crate::store::{LoginState, Store, StoreError, TotpRecord, UserSummary};
+
+mod import;
 
 /// How long a connection waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -296,6 +299,10 @@ impl Store for SqliteStore {
         .await
         .map_err(db)?;
         tx.commit().await.map_err(db)
+    }
+
+    async fn import_totp(&self, seeds: &[(String, Vec<u8>)], now: i64) -> Result<(), StoreError> {
+        self.import_totp_batched(seeds, now).await
     }
 
     async fn totp(&self, name: &str) -> Result<Option<TotpRecord>, StoreError> {

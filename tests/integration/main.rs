@@ -2,10 +2,12 @@
 //! `radclient` (freeradius-utils) and by rampart's own Rust client. One test
 //! binary for the whole suite (each file under tests/ would link its own).
 
+mod bulk_import;
 mod common;
 mod config_errors;
 mod ldap;
 mod ldap_backend;
+mod load_smoke;
 mod login;
 mod operations;
 mod upstream;

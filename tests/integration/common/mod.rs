@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rampart");
+pub const LOAD_BIN: &str = env!("CARGO_BIN_EXE_rampart-load");
 pub const SECRET: &str = "it-Sh4red-s3cret";
 
 /// Extra TOML appended to the generated configuration, and options.
@@ -209,6 +210,11 @@ impl Rampart {
     pub fn user_with_totp(&self, name: &str, password: &str) -> Vec<u8> {
         self.add_user(name, password);
         self.enroll_totp(name)
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
     }
 
     pub fn logs(&self) -> String {

@@ -1,6 +1,8 @@
 //! The admin's command line: users, enrollment and `radtest`. Passwords are read
 //! from stdin (without echo on a terminal), never from argv where `ps` and shell
-//! history would keep them.
+//! history would keep them. Bulk TOTP import lives in [`import`].
+
+pub mod import;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
@@ -21,7 +23,7 @@ use crate::secret::Secret;
 use crate::store::StoreError;
 use crate::username::normalize;
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
