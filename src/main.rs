@@ -108,7 +108,13 @@ fn main() -> ExitCode {
         match args.command {
             Command::Serve => {
                 app::init_logging(&config.log_level, config.log_format);
-                app::serve(config).await.map(|()| 0)
+                // On a worker thread, not the main thread that block_on uses:
+                // the receive loop's spawned requests then start on the same
+                // worker without a cross-thread wake-up per datagram.
+                match tokio::spawn(app::serve(config)).await {
+                    Ok(result) => result.map(|()| 0),
+                    Err(error) => Err(anyhow::anyhow!("server task failed: {error}")),
+                }
             }
             Command::CheckConfig => Ok(0),
             Command::User { command } => match command {

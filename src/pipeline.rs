@@ -390,7 +390,9 @@ impl Pipeline {
     /// ago: one write fewer per login on a busy gateway.
     async fn record_success(&self, user: &str, now: u64, state: &LoginState) {
         let now = now as i64;
-        let recent = state.last_login.is_some_and(|t| (now - t).abs() < 60);
+        // Without an account row there is no last_login to keep (a directory
+        // user who never enrolled), so only a failure count needs resetting.
+        let recent = !state.has_account || state.last_login.is_some_and(|t| (now - t).abs() < 60);
         if state.failures == 0 && state.locked_until.is_none() && recent {
             return;
         }

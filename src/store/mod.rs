@@ -74,6 +74,8 @@ pub struct LoginState {
     pub failures: u32,
     /// Last successful login, if the user has an account row.
     pub last_login: Option<i64>,
+    /// Whether an account row exists (a local user, or anyone who enrolled).
+    pub has_account: bool,
     /// The TOTP enrollment, if any.
     pub totp: Option<TotpRecord>,
 }
