@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,9 +21,8 @@ use sqlx::{Row, SqlSafeStr, SqlitePool, SqliteTransaction};
 
 use crate::store::{LoginState, Store, StoreError, TotpRecord, UserSummary};
 
-mod claims;
 mod import;
-mod states;
+mod inline;
 
 /// How long a connection waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -56,10 +56,9 @@ pub struct SqliteStore {
     /// sleeps in steps of milliseconds when writers collide (measured: p50
     /// 17 ms at 64 concurrent logins with 16 writing connections).
     writer: SqlitePool,
-    /// Group commit of TOTP replay claims through `writer`.
-    claims: claims::ClaimQueue,
-    /// Batched login-state reads through `pool`.
-    states: states::StateReader,
+    /// The login hot path on its own connections (file databases only; an
+    /// in-memory database lives in the single sqlx connection).
+    inline: Option<Arc<inline::InlineDb>>,
 }
 
 /// Wraps a backend error. sqlx/SQLite messages name tables and constraints,
@@ -153,7 +152,9 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(db)?;
-        Self::migrated(pool, writer).await
+        let mut store = Self::migrated(pool, writer).await?;
+        store.inline = Some(Arc::new(inline::InlineDb::open(path, BUSY_TIMEOUT)?));
+        Ok(store)
     }
 
     /// An empty private in-memory database, for tests and benchmarks.
@@ -176,13 +177,10 @@ impl SqliteStore {
 
     async fn migrated(pool: SqlitePool, writer: SqlitePool) -> Result<SqliteStore, StoreError> {
         migrator().run(&writer).await.map_err(db)?;
-        let claims = claims::ClaimQueue::start(writer.clone());
-        let states = states::StateReader::start(pool.clone());
         Ok(SqliteStore {
             pool,
             writer,
-            claims,
-            states,
+            inline: None,
         })
     }
 
@@ -345,8 +343,37 @@ impl Store for SqliteStore {
     }
 
     async fn login_state(&self, name: &str, now: i64) -> Result<LoginState, StoreError> {
-        // Batched with concurrent logins (see states.rs).
-        self.states.read(name, now).await
+        if let Some(inline) = &self.inline {
+            return inline.login_state(name, now).await;
+        }
+        let row = sqlx::query(
+            "SELECT t.sealed_secret, t.last_step, l.failures, l.locked_until, a.last_login, \
+             a.name IS NOT NULL AS has_account \
+             FROM (SELECT ?1 AS name) AS q \
+             LEFT JOIN totp AS t ON t.name = q.name \
+             LEFT JOIN lockouts AS l ON l.name = q.name \
+             LEFT JOIN accounts AS a ON a.name = q.name",
+        )
+        .bind(name)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        let sealed: Option<Vec<u8>> = row.try_get("sealed_secret").map_err(db)?;
+        let locked_until: Option<i64> = row.try_get("locked_until").map_err(db)?;
+        let failures: Option<i64> = row.try_get("failures").map_err(db)?;
+        Ok(LoginState {
+            locked_until: locked_until.filter(|until| *until > now),
+            failures: failures.unwrap_or(0).clamp(0, i64::from(u32::MAX)) as u32,
+            last_login: row.try_get("last_login").map_err(db)?,
+            has_account: row.try_get("has_account").map_err(db)?,
+            totp: match sealed {
+                Some(sealed_secret) => Some(TotpRecord {
+                    sealed_secret,
+                    last_step: row.try_get("last_step").map_err(db)?,
+                }),
+                None => None,
+            },
+        })
     }
 
     async fn remove_totp(&self, name: &str) -> Result<bool, StoreError> {
@@ -359,9 +386,21 @@ impl Store for SqliteStore {
     }
 
     async fn claim_totp_step(&self, name: &str, step: i64) -> Result<bool, StoreError> {
-        // Compare-and-set, batched with concurrent claims (see claims.rs): of
-        // racing claims for the same step exactly one changes the row.
-        self.claims.claim(name, step).await
+        // Compare-and-set in one statement: of racing claims for the same
+        // step, the first to commit changes the row and the rest match nothing.
+        if let Some(inline) = &self.inline {
+            return inline.claim(name, step).await;
+        }
+        let done = sqlx::query(
+            "UPDATE totp SET last_step = ?2 \
+             WHERE name = ?1 AND (last_step IS NULL OR last_step < ?2)",
+        )
+        .bind(name)
+        .bind(step)
+        .execute(&self.writer)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn replace_recovery_codes(
@@ -395,6 +434,9 @@ impl Store for SqliteStore {
 
     async fn consume_recovery_code(&self, name: &str, hash: &str) -> Result<bool, StoreError> {
         // The DELETE is the check: only one racing caller can remove the row.
+        if let Some(inline) = &self.inline {
+            return inline.consume_recovery_code(name, hash).await;
+        }
         let done = sqlx::query("DELETE FROM recovery_codes WHERE name = ?1 AND hash = ?2")
             .bind(name)
             .bind(hash)
@@ -429,6 +471,9 @@ impl Store for SqliteStore {
         // treat it as 1 rather than silently disabling lockout.
         let max = i64::from(max_failures.max(1));
         let until = now.saturating_add(lock_secs);
+        if let Some(inline) = &self.inline {
+            return inline.record_failure(name, max, until).await;
+        }
         // Increment, threshold test and lock in one upsert, so concurrent
         // failures can neither be lost nor each trigger the lock. The count
         // is reset to 0 exactly when this call locked, which is how we know.
@@ -456,6 +501,9 @@ impl Store for SqliteStore {
 
     async fn record_success(&self, name: &str, now: i64) -> Result<(), StoreError> {
         // One transaction: a single commit (one WAL sync) on the login path.
+        if let Some(inline) = &self.inline {
+            return inline.record_success(name, now).await;
+        }
         let mut tx = self.write_tx().await?;
         // An expired lock is cleared too so summaries stop showing it; an
         // active one is kept in case a caller reports success while locked.

@@ -1,0 +1,322 @@
+//! The login hot path on SQLite, run inline on the calling thread with
+//! rusqlite: the login-state read and the TOTP replay claim.
+//!
+//! sqlx runs each SQLite connection on its own thread and hands every query and
+//! every row across a channel. Measured under load on 2 cores, those context
+//! switches, not the SQL, bounded logins with TOTP at ~3 500/s (README,
+//! Benchmarks). These two statements take tens of microseconds, so running them
+//! directly — like taking a mutex — costs far less than a hand-off, and keeps
+//! the tokio worker busy for no longer than tokio's guidance for work between
+//! awaits. Everything else in the store stays on sqlx.
+//!
+//! Same file, WAL mode, same pragmas as the sqlx pool; writes still serialise
+//! in SQLite, and the claim is one compare-and-set UPDATE (RFC 6238 §5.2).
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
+
+use crate::store::{LoginState, StoreError, TotpRecord};
+
+/// Reader connections: WAL readers run in parallel, one per tokio worker is enough.
+const READERS: usize = 2;
+
+fn db(error: rusqlite::Error) -> StoreError {
+    StoreError::Backend(Box::new(error))
+}
+
+/// Connections for the hot path.
+pub(super) struct InlineDb {
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+    writer: Mutex<Connection>,
+    /// How long a write may wait for SQLite's write lock, retrying asynchronously.
+    busy: Duration,
+}
+
+impl std::fmt::Debug for InlineDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InlineDb")
+    }
+}
+
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(db)?;
+    // No blocking busy handler: a locked database is retried with an async
+    // sleep (see `retry`), never by sleeping on a tokio worker thread, where it
+    // could wait on a transaction that needs that very worker to finish.
+    connection.busy_timeout(Duration::ZERO).map_err(db)?;
+    // The sqlx pool set WAL on the file already; these are per connection.
+    connection
+        .pragma_update(None, "synchronous", "NORMAL")
+        .map_err(db)?;
+    connection
+        .pragma_update(None, "foreign_keys", "ON")
+        .map_err(db)?;
+    Ok(connection)
+}
+
+impl InlineDb {
+    /// Opens the hot-path connections on an existing, migrated database.
+    pub(super) fn open(path: &Path, busy: Duration) -> Result<InlineDb, StoreError> {
+        let readers = (0..READERS)
+            .map(|_| connect(path).map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(InlineDb {
+            readers,
+            next_reader: AtomicUsize::new(0),
+            writer: Mutex::new(connect(path)?),
+            busy,
+        })
+    }
+
+    /// Runs `op` on the writer connection; while SQLite reports the database
+    /// busy or locked, releases the connection, sleeps (async) and tries again,
+    /// for at most `busy`.
+    async fn write<T>(
+        &self,
+        mut op: impl FnMut(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let deadline = Instant::now() + self.busy;
+        let mut pause = Duration::from_micros(100);
+        loop {
+            let result = {
+                let mut connection = self
+                    .writer
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                op(&mut connection)
+            };
+            match result {
+                Err(rusqlite::Error::SqliteFailure(error, _))
+                    if matches!(
+                        error.code,
+                        ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked
+                    ) && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(10));
+                }
+                other => return other.map_err(db),
+            }
+        }
+    }
+
+    fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // Prefer a free connection; otherwise wait on the next one in turn.
+        for connection in &self.readers {
+            if let Ok(guard) = connection.try_lock() {
+                return guard;
+            }
+        }
+        let index = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        self.readers[index]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Lockout, failures, last login and TOTP enrollment in one query.
+    pub(super) async fn login_state(&self, name: &str, now: i64) -> Result<LoginState, StoreError> {
+        let deadline = Instant::now() + self.busy;
+        loop {
+            match self.read_state(name, now) {
+                // WAL readers are blocked only during rare recovery; wait it out.
+                Err(rusqlite::Error::SqliteFailure(error, _))
+                    if matches!(
+                        error.code,
+                        ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked
+                    ) && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                other => return other.map_err(db),
+            }
+        }
+    }
+
+    fn read_state(&self, name: &str, now: i64) -> rusqlite::Result<LoginState> {
+        let connection = self.reader();
+        let mut statement = connection.prepare_cached(
+            "SELECT t.sealed_secret, t.last_step, l.failures, l.locked_until, a.last_login, \
+                 a.name IS NOT NULL \
+                 FROM (SELECT ?1 AS name) AS q \
+                 LEFT JOIN totp AS t ON t.name = q.name \
+                 LEFT JOIN lockouts AS l ON l.name = q.name \
+                 LEFT JOIN accounts AS a ON a.name = q.name",
+        )?;
+        statement
+            .query_row(params![name], |row| {
+                let sealed: Option<Vec<u8>> = row.get(0)?;
+                let last_step: Option<i64> = row.get(1)?;
+                let failures: Option<i64> = row.get(2)?;
+                let locked_until: Option<i64> = row.get(3)?;
+                Ok(LoginState {
+                    locked_until: locked_until.filter(|until| *until > now),
+                    failures: failures.unwrap_or(0).clamp(0, i64::from(u32::MAX)) as u32,
+                    last_login: row.get(4)?,
+                    has_account: row.get(5)?,
+                    totp: sealed.map(|sealed_secret| TotpRecord {
+                        sealed_secret,
+                        last_step,
+                    }),
+                })
+            })
+            .optional()
+            .map(Option::unwrap_or_default)
+    }
+
+    /// Compare-and-set of the last accepted step: true only if `step` is newer.
+    pub(super) async fn claim(&self, name: &str, step: i64) -> Result<bool, StoreError> {
+        self.write(|connection| {
+            let mut statement = connection.prepare_cached(
+                "UPDATE totp SET last_step = ?2 \
+                 WHERE name = ?1 AND (last_step IS NULL OR last_step < ?2)",
+            )?;
+            Ok(statement.execute(params![name, step])? == 1)
+        })
+        .await
+    }
+
+    /// Single use: deletes the matching code hash; true if this call removed it.
+    pub(super) async fn consume_recovery_code(
+        &self,
+        name: &str,
+        hash: &str,
+    ) -> Result<bool, StoreError> {
+        self.write(|connection| {
+            let mut statement = connection
+                .prepare_cached("DELETE FROM recovery_codes WHERE name = ?1 AND hash = ?2")?;
+            Ok(statement.execute(params![name, hash])? == 1)
+        })
+        .await
+    }
+
+    /// One more consecutive failure; locks at the threshold (same upsert as
+    /// the sqlx path, see `SqliteStore::record_failure`).
+    pub(super) async fn record_failure(
+        &self,
+        name: &str,
+        max: i64,
+        until: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.write(|connection| {
+            let mut statement = connection.prepare_cached(
+                "INSERT INTO lockouts (name, failures, locked_until) \
+                 VALUES (?1, CASE WHEN 1 >= ?2 THEN 0 ELSE 1 END, CASE WHEN 1 >= ?2 THEN ?3 ELSE NULL END) \
+                 ON CONFLICT (name) DO UPDATE SET \
+                 failures = CASE WHEN lockouts.failures + 1 >= ?2 THEN 0 ELSE lockouts.failures + 1 END, \
+                 locked_until = CASE WHEN lockouts.failures + 1 >= ?2 THEN ?3 ELSE lockouts.locked_until END \
+                 RETURNING failures, locked_until",
+            )?;
+            statement.query_row(params![name, max, until], |row| {
+                let failures: i64 = row.get(0)?;
+                let locked_until: Option<i64> = row.get(1)?;
+                Ok(if failures == 0 { locked_until } else { None })
+            })
+        })
+        .await
+    }
+
+    /// A successful login: failures reset, an expired lock cleared, last_login set.
+    pub(super) async fn record_success(&self, name: &str, now: i64) -> Result<(), StoreError> {
+        self.write(|connection| {
+            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.prepare_cached(
+                "UPDATE lockouts SET failures = 0, \
+                 locked_until = CASE WHEN locked_until <= ?2 THEN NULL ELSE locked_until END \
+                 WHERE name = ?1",
+            )?
+            .execute(params![name, now])?;
+            tx.prepare_cached("UPDATE accounts SET last_login = ?2 WHERE name = ?1")?
+                .execute(params![name, now])?;
+            tx.commit()
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::store::{SqliteStore, Store};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_claims_of_many_users_are_each_decided_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("db")).await.unwrap());
+        let users: Vec<String> = (0..300).map(|i| format!("user{i}")).collect();
+        for user in &users {
+            store.set_totp(user, b"sealed", 1).await.unwrap();
+        }
+        // Every user claims step 10 twice and step 9 once, all at the same time.
+        let mut tasks = Vec::new();
+        for user in &users {
+            for step in [10, 10, 9] {
+                let (store, user) = (store.clone(), user.clone());
+                tasks.push(tokio::spawn(async move {
+                    (
+                        user.clone(),
+                        step,
+                        store.claim_totp_step(&user, step).await.unwrap(),
+                    )
+                }));
+            }
+        }
+        let mut wins = std::collections::HashMap::new();
+        for task in tasks {
+            let (user, step, won) = task.await.unwrap();
+            if won {
+                wins.entry(user).or_insert_with(Vec::new).push(step);
+            }
+        }
+        for user in &users {
+            let won = wins.get(user).cloned().unwrap_or_default();
+            // Step 10 is claimed exactly once; step 9 only if it came first.
+            assert_eq!(
+                won.iter().filter(|s| **s == 10).count(),
+                1,
+                "{user}: {won:?}"
+            );
+            assert!(won.len() <= 2, "{user}: {won:?}");
+            let state = store.login_state(user, 0).await.unwrap();
+            assert_eq!(state.totp.unwrap().last_step, Some(10));
+            assert!(state.has_account);
+        }
+        let nobody = store.login_state("nobody", 0).await.unwrap();
+        assert!(nobody.totp.is_none() && !nobody.has_account && nobody.failures == 0);
+    }
+
+    #[tokio::test]
+    async fn sees_what_sqlx_wrote_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).await.unwrap();
+        store.set_totp("alice", b"sealed", 1).await.unwrap();
+        store.record_failure("alice", 100, 5, 60).await.unwrap();
+        let state = store.login_state("alice", 100).await.unwrap();
+        assert_eq!(state.failures, 1);
+        assert!(store.claim_totp_step("alice", 5).await.unwrap());
+        // And sqlx sees the claim.
+        assert_eq!(
+            store.totp("alice").await.unwrap().unwrap().last_step,
+            Some(5)
+        );
+        store.remove_totp("alice").await.unwrap();
+        assert!(
+            store
+                .login_state("alice", 100)
+                .await
+                .unwrap()
+                .totp
+                .is_none()
+        );
+        assert!(!store.claim_totp_step("alice", 6).await.unwrap(), "no TOTP");
+    }
+}
