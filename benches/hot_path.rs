@@ -76,16 +76,22 @@ fn totp(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let store: Arc<dyn Store> = Arc::new(runtime.block_on(SqliteStore::open_in_memory()).unwrap());
+    // A file database, as in production: the login path then runs SQLite inline.
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        runtime
+            .block_on(SqliteStore::open(&dir.path().join("bench.db")))
+            .unwrap(),
+    );
     let key = Arc::new(SealKey::from_bytes([3; 32]));
     runtime
         .block_on(store.set_totp("user0001", &key.seal(b"user0001", &seed), 0))
         .unwrap();
-    let factor = TotpFactor::new(store, key, TotpConfig::default());
+    let factor = TotpFactor::new(store.clone(), key, TotpConfig::default());
     // Each iteration uses the next 30 s step, so every check is a first use
     // (replay protection stays on) and ends in an atomic claim in SQLite.
     let mut now = 1_700_000_000u64;
-    c.bench_function("totp/verify+claim (sealed seed, SQLite in memory)", |b| {
+    c.bench_function("totp/state read+verify+claim (SQLite file, WAL)", |b| {
         b.iter(|| {
             now += 30;
             let code = code_at(&seed, now);

