@@ -108,7 +108,15 @@ fn deserialize_collecting(mut tree: Value) -> Result<file::ConfigFile, Vec<Probl
                 if let Some(field) = unknown_field(&message)
                     && segments.last() != Some(&field)
                 {
-                    segments.push(field);
+                    segments.push(field.clone());
+                    // Inside an internally tagged table ([primary]) serde loses
+                    // the path below the table; find the key where it really is.
+                    if !has_path(&tree, &segments) {
+                        let parent = &segments[..segments.len() - 1];
+                        if let Some(found) = find_key(&tree, parent, &field) {
+                            segments = found;
+                        }
+                    }
                 }
                 let key = join_key(&segments);
                 let redact = unknown_field(&message).is_none()
@@ -182,6 +190,61 @@ fn clean_message(message: &str) -> String {
 
 fn strip_origin(message: &str, path: &Path) -> String {
     message.replace(&format!(" in {}", path.display()), "")
+}
+
+/// The value at `segments`, if there is one.
+fn value_at<'a>(tree: &'a Value, segments: &[String]) -> Option<&'a Value> {
+    let mut node = tree;
+    for segment in segments {
+        node = match (&node.kind, segment.strip_prefix('[')) {
+            (ValueKind::Array(items), Some(index)) => {
+                items.get(index.trim_end_matches(']').parse::<usize>().ok()?)?
+            }
+            (ValueKind::Table(table), None) => table.get(segment)?,
+            _ => return None,
+        };
+    }
+    Some(node)
+}
+
+fn has_path(tree: &Value, segments: &[String]) -> bool {
+    value_at(tree, segments).is_some()
+}
+
+/// The full path of the first key named `name` below `parent` (depth first).
+fn find_key(tree: &Value, parent: &[String], name: &str) -> Option<Vec<String>> {
+    fn walk(node: &Value, path: &mut Vec<String>, name: &str) -> Option<Vec<String>> {
+        match &node.kind {
+            ValueKind::Table(table) => {
+                let mut keys: Vec<&String> = table.keys().collect();
+                keys.sort();
+                for key in keys {
+                    path.push(key.clone());
+                    if key == name {
+                        return Some(path.clone());
+                    }
+                    if let Some(found) = walk(&table[key], path, name) {
+                        return Some(found);
+                    }
+                    path.pop();
+                }
+                None
+            }
+            ValueKind::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    path.push(format!("[{index}]"));
+                    if let Some(found) = walk(item, path, name) {
+                        return Some(found);
+                    }
+                    path.pop();
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+    let mut path = parent.to_vec();
+    walk(value_at(tree, parent)?, &mut path, name)
 }
 
 /// Removes the value at `segments`; false if there was nothing to remove.

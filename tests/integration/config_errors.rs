@@ -266,3 +266,40 @@ fn every_documented_ldap_key_exists_and_ldap_values_are_checked() {
         );
     }
 }
+
+#[test]
+fn unknown_keys_inside_backend_tables_are_named_where_they_are() {
+    let (status, _, err) = check(
+        r#"
+[[clients]]
+name = "vpn"
+address = "10.0.0.1"
+secret = "s"
+
+[primary]
+backend = "radius"
+
+[[primary.servers]]
+address = "192.0.2.10:1812"
+secret = "a"
+
+[[primary.servers]]
+adress = "192.0.2.11:1812"
+secret = "b"
+
+[policy]
+bogus = 2
+"#,
+        &[],
+    );
+    assert_eq!(status, 2);
+    for line in [
+        "FILE: primary.servers[1].adress: unknown key `adress`",
+        "FILE: policy.bogus: unknown key `bogus`",
+    ] {
+        assert!(
+            err.lines().any(|l| l.starts_with(line)),
+            "missing {line:?} in:\n{err}"
+        );
+    }
+}
