@@ -23,6 +23,7 @@ use crate::store::{LoginState, Store, StoreError, TotpRecord, UserSummary};
 
 mod import;
 mod inline;
+mod sql;
 
 /// How long a connection waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -346,18 +347,11 @@ impl Store for SqliteStore {
         if let Some(inline) = &self.inline {
             return inline.login_state(name, now).await;
         }
-        let row = sqlx::query(
-            "SELECT t.sealed_secret, t.last_step, l.failures, l.locked_until, a.last_login, \
-             a.name IS NOT NULL AS has_account \
-             FROM (SELECT ?1 AS name) AS q \
-             LEFT JOIN totp AS t ON t.name = q.name \
-             LEFT JOIN lockouts AS l ON l.name = q.name \
-             LEFT JOIN accounts AS a ON a.name = q.name",
-        )
-        .bind(name)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db)?;
+        let row = sqlx::query(sql::LOGIN_STATE)
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
         let sealed: Option<Vec<u8>> = row.try_get("sealed_secret").map_err(db)?;
         let locked_until: Option<i64> = row.try_get("locked_until").map_err(db)?;
         let failures: Option<i64> = row.try_get("failures").map_err(db)?;
@@ -391,15 +385,12 @@ impl Store for SqliteStore {
         if let Some(inline) = &self.inline {
             return inline.claim(name, step).await;
         }
-        let done = sqlx::query(
-            "UPDATE totp SET last_step = ?2 \
-             WHERE name = ?1 AND (last_step IS NULL OR last_step < ?2)",
-        )
-        .bind(name)
-        .bind(step)
-        .execute(&self.writer)
-        .await
-        .map_err(db)?;
+        let done = sqlx::query(sql::CLAIM_STEP)
+            .bind(name)
+            .bind(step)
+            .execute(&self.writer)
+            .await
+            .map_err(db)?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -437,7 +428,7 @@ impl Store for SqliteStore {
         if let Some(inline) = &self.inline {
             return inline.consume_recovery_code(name, hash).await;
         }
-        let done = sqlx::query("DELETE FROM recovery_codes WHERE name = ?1 AND hash = ?2")
+        let done = sqlx::query(sql::CONSUME_RECOVERY_CODE)
             .bind(name)
             .bind(hash)
             .execute(&self.writer)
@@ -477,20 +468,13 @@ impl Store for SqliteStore {
         // Increment, threshold test and lock in one upsert, so concurrent
         // failures can neither be lost nor each trigger the lock. The count
         // is reset to 0 exactly when this call locked, which is how we know.
-        let row = sqlx::query(
-            "INSERT INTO lockouts (name, failures, locked_until) \
-             VALUES (?1, CASE WHEN 1 >= ?2 THEN 0 ELSE 1 END, CASE WHEN 1 >= ?2 THEN ?3 ELSE NULL END) \
-             ON CONFLICT (name) DO UPDATE SET \
-             failures = CASE WHEN lockouts.failures + 1 >= ?2 THEN 0 ELSE lockouts.failures + 1 END, \
-             locked_until = CASE WHEN lockouts.failures + 1 >= ?2 THEN ?3 ELSE lockouts.locked_until END \
-             RETURNING failures, locked_until",
-        )
-        .bind(name)
-        .bind(max)
-        .bind(until)
-        .fetch_one(&self.writer)
-        .await
-        .map_err(db)?;
+        let row = sqlx::query(sql::RECORD_FAILURE)
+            .bind(name)
+            .bind(max)
+            .bind(until)
+            .fetch_one(&self.writer)
+            .await
+            .map_err(db)?;
         let failures: i64 = row.try_get("failures").map_err(db)?;
         if failures == 0 {
             Ok(row.try_get("locked_until").map_err(db)?)
@@ -507,17 +491,13 @@ impl Store for SqliteStore {
         let mut tx = self.write_tx().await?;
         // An expired lock is cleared too so summaries stop showing it; an
         // active one is kept in case a caller reports success while locked.
-        sqlx::query(
-            "UPDATE lockouts SET failures = 0, \
-             locked_until = CASE WHEN locked_until <= ?2 THEN NULL ELSE locked_until END \
-             WHERE name = ?1",
-        )
-        .bind(name)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        sqlx::query("UPDATE accounts SET last_login = ?2 WHERE name = ?1")
+        sqlx::query(sql::RESET_FAILURES)
+            .bind(name)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query(sql::SET_LAST_LOGIN)
             .bind(name)
             .bind(now)
             .execute(&mut *tx)

@@ -143,14 +143,7 @@ impl InlineDb {
 
     fn read_state(&self, name: &str, now: i64) -> rusqlite::Result<LoginState> {
         let connection = self.reader();
-        let mut statement = connection.prepare_cached(
-            "SELECT t.sealed_secret, t.last_step, l.failures, l.locked_until, a.last_login, \
-                 a.name IS NOT NULL \
-                 FROM (SELECT ?1 AS name) AS q \
-                 LEFT JOIN totp AS t ON t.name = q.name \
-                 LEFT JOIN lockouts AS l ON l.name = q.name \
-                 LEFT JOIN accounts AS a ON a.name = q.name",
-        )?;
+        let mut statement = connection.prepare_cached(super::sql::LOGIN_STATE)?;
         statement
             .query_row(params![name], |row| {
                 let sealed: Option<Vec<u8>> = row.get(0)?;
@@ -175,10 +168,7 @@ impl InlineDb {
     /// Compare-and-set of the last accepted step: true only if `step` is newer.
     pub(super) async fn claim(&self, name: &str, step: i64) -> Result<bool, StoreError> {
         self.write(|connection| {
-            let mut statement = connection.prepare_cached(
-                "UPDATE totp SET last_step = ?2 \
-                 WHERE name = ?1 AND (last_step IS NULL OR last_step < ?2)",
-            )?;
+            let mut statement = connection.prepare_cached(super::sql::CLAIM_STEP)?;
             Ok(statement.execute(params![name, step])? == 1)
         })
         .await
@@ -191,8 +181,7 @@ impl InlineDb {
         hash: &str,
     ) -> Result<bool, StoreError> {
         self.write(|connection| {
-            let mut statement = connection
-                .prepare_cached("DELETE FROM recovery_codes WHERE name = ?1 AND hash = ?2")?;
+            let mut statement = connection.prepare_cached(super::sql::CONSUME_RECOVERY_CODE)?;
             Ok(statement.execute(params![name, hash])? == 1)
         })
         .await
@@ -207,14 +196,7 @@ impl InlineDb {
         until: i64,
     ) -> Result<Option<i64>, StoreError> {
         self.write(|connection| {
-            let mut statement = connection.prepare_cached(
-                "INSERT INTO lockouts (name, failures, locked_until) \
-                 VALUES (?1, CASE WHEN 1 >= ?2 THEN 0 ELSE 1 END, CASE WHEN 1 >= ?2 THEN ?3 ELSE NULL END) \
-                 ON CONFLICT (name) DO UPDATE SET \
-                 failures = CASE WHEN lockouts.failures + 1 >= ?2 THEN 0 ELSE lockouts.failures + 1 END, \
-                 locked_until = CASE WHEN lockouts.failures + 1 >= ?2 THEN ?3 ELSE lockouts.locked_until END \
-                 RETURNING failures, locked_until",
-            )?;
+            let mut statement = connection.prepare_cached(super::sql::RECORD_FAILURE)?;
             statement.query_row(params![name, max, until], |row| {
                 let failures: i64 = row.get(0)?;
                 let locked_until: Option<i64> = row.get(1)?;
@@ -228,13 +210,9 @@ impl InlineDb {
     pub(super) async fn record_success(&self, name: &str, now: i64) -> Result<(), StoreError> {
         self.write(|connection| {
             let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.prepare_cached(
-                "UPDATE lockouts SET failures = 0, \
-                 locked_until = CASE WHEN locked_until <= ?2 THEN NULL ELSE locked_until END \
-                 WHERE name = ?1",
-            )?
-            .execute(params![name, now])?;
-            tx.prepare_cached("UPDATE accounts SET last_login = ?2 WHERE name = ?1")?
+            tx.prepare_cached(super::sql::RESET_FAILURES)?
+                .execute(params![name, now])?;
+            tx.prepare_cached(super::sql::SET_LAST_LOGIN)?
                 .execute(params![name, now])?;
             tx.commit()
         })
