@@ -193,18 +193,8 @@ impl Drop for FreeRadius {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        // SIGTERM to `timeout`, which passes it on to freeradius; SIGKILL would
-        // orphan freeradius until timeout's own deadline.
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if super::terminate_gracefully(&mut child, Duration::from_secs(10)) {
+            return;
         }
         let _ = child.kill();
         let _ = child.wait();

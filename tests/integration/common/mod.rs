@@ -294,21 +294,29 @@ impl Rampart {
     }
 }
 
+/// Stops a daemon started under `timeout`: SIGTERM, which `timeout` passes on
+/// (SIGKILL would stop only `timeout` and orphan the daemon), then waits up to
+/// `grace`. Returns whether it exited; the caller decides what to kill then.
+pub fn terminate_gracefully(child: &mut Child, grace: Duration) -> bool {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
 impl Drop for Rampart {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // SIGTERM reaches rampart through `timeout`; SIGKILL would stop only `timeout`.
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
+        if let Some(mut child) = self.child.take()
+            && !terminate_gracefully(&mut child, Duration::from_secs(5))
+        {
             let _ = child.kill();
             let _ = child.wait();
         }

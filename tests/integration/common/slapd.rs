@@ -323,15 +323,8 @@ impl Slapd {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if super::terminate_gracefully(&mut child, Duration::from_secs(10)) {
+            return;
         }
         // Still there: kill slapd itself, then its `timeout` wrapper.
         if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("slapd.pid")) {
