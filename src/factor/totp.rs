@@ -146,11 +146,6 @@ impl TotpFactor {
         Ok(Enrollment { uri, base32 })
     }
 
-    /// Whether the user has a seed.
-    pub async fn is_enrolled(&self, user: &str) -> Result<bool, TotpError> {
-        Ok(self.store.totp(user).await?.is_some())
-    }
-
     /// Checks a code at unix time `now` and, if right, claims its step.
     pub async fn verify(&self, user: &str, code: &str, now: u64) -> Result<TotpOutcome, TotpError> {
         match self.store.totp(user).await? {

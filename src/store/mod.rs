@@ -157,9 +157,6 @@ pub trait Store: Send + Sync + 'static {
     /// same code exactly one gets true.
     async fn consume_recovery_code(&self, name: &str, hash: &str) -> Result<bool, StoreError>;
 
-    /// `Some(locked_until)` while locked (`locked_until > now`), else `None`.
-    async fn locked_until(&self, name: &str, now: i64) -> Result<Option<i64>, StoreError>;
-
     /// Atomically adds one consecutive failure, creating the lockout row if
     /// needed (unknown users are tracked too so probing cannot bypass it).
     /// When the count reaches `max_failures`, sets

@@ -437,20 +437,6 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn locked_until(&self, name: &str, now: i64) -> Result<Option<i64>, StoreError> {
-        let row =
-            sqlx::query("SELECT locked_until FROM lockouts WHERE name = ?1 AND locked_until > ?2")
-                .bind(name)
-                .bind(now)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db)?;
-        match row {
-            Some(row) => row.try_get("locked_until").map_err(db),
-            None => Ok(None),
-        }
-    }
-
     async fn record_failure(
         &self,
         name: &str,
@@ -656,7 +642,7 @@ mod tests {
         s.delete_user("alice").await.unwrap();
         assert_eq!(s.user("alice").await.unwrap(), None);
         assert!(s.totp("alice").await.unwrap().is_none());
-        assert_eq!(s.locked_until("alice", 5).await.unwrap(), None);
+        assert_eq!(s.login_state("alice", 5).await.unwrap().locked_until, None);
         assert!(matches!(
             s.delete_user("alice").await,
             Err(StoreError::NoSuchUser(_))
@@ -676,7 +662,7 @@ mod tests {
         // Only a lockout record (probed unknown name) still counts as existing.
         s.record_failure("ghost", 1, 5, 60).await.unwrap();
         s.delete_user("ghost").await.unwrap();
-        assert_eq!(s.locked_until("ghost", 1).await.unwrap(), None);
+        assert_eq!(s.login_state("ghost", 1).await.unwrap().locked_until, None);
         assert!(matches!(
             s.delete_user("ghost").await,
             Err(StoreError::NoSuchUser(_))
@@ -844,26 +830,38 @@ mod tests {
     async fn lockout_cycle() {
         let s = mem().await;
         let now = 1_000;
-        assert_eq!(s.locked_until("alice", now).await.unwrap(), None);
+        assert_eq!(
+            s.login_state("alice", now).await.unwrap().locked_until,
+            None
+        );
         // Unknown users are tracked too.
         assert_eq!(s.record_failure("alice", now, 3, 60).await.unwrap(), None);
         assert_eq!(s.record_failure("alice", now, 3, 60).await.unwrap(), None);
-        assert_eq!(s.locked_until("alice", now).await.unwrap(), None);
+        assert_eq!(
+            s.login_state("alice", now).await.unwrap().locked_until,
+            None
+        );
         assert_eq!(
             s.record_failure("alice", now + 1, 3, 60).await.unwrap(),
             Some(now + 61)
         );
         assert_eq!(
-            s.locked_until("alice", now + 1).await.unwrap(),
+            s.login_state("alice", now + 1).await.unwrap().locked_until,
             Some(now + 61)
         );
         assert_eq!(
-            s.locked_until("alice", now + 60).await.unwrap(),
+            s.login_state("alice", now + 60).await.unwrap().locked_until,
             Some(now + 61)
         );
         // Expiry: locked only while locked_until > now.
-        assert_eq!(s.locked_until("alice", now + 61).await.unwrap(), None);
-        assert_eq!(s.locked_until("bob", now + 1).await.unwrap(), None);
+        assert_eq!(
+            s.login_state("alice", now + 61).await.unwrap().locked_until,
+            None
+        );
+        assert_eq!(
+            s.login_state("bob", now + 1).await.unwrap().locked_until,
+            None
+        );
 
         // The count restarted at 0 when the lock was set.
         s.add_user("alice", HASH, 1).await.unwrap();
@@ -948,7 +946,10 @@ mod tests {
             Some(160)
         );
         assert!(s.unlock("alice").await.unwrap());
-        assert_eq!(s.locked_until("alice", 100).await.unwrap(), None);
+        assert_eq!(
+            s.login_state("alice", 100).await.unwrap().locked_until,
+            None
+        );
         assert!(!s.unlock("alice").await.unwrap());
         // After unlock the count starts from zero.
         assert_eq!(s.record_failure("alice", 101, 2, 60).await.unwrap(), None);
@@ -977,7 +978,10 @@ mod tests {
         }
         // 20 failures with a threshold of 10: no increment lost, two locks.
         assert_eq!(locks, 2);
-        assert_eq!(s.locked_until("alice", 100).await.unwrap(), Some(160));
+        assert_eq!(
+            s.login_state("alice", 100).await.unwrap().locked_until,
+            Some(160)
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1048,7 +1052,10 @@ mod tests {
         assert_eq!(t.sealed_secret, b"sealed");
         assert_eq!(t.last_step, Some(9));
         assert!(!s.claim_totp_step("alice", 9).await.unwrap());
-        assert_eq!(s.locked_until("alice", 5).await.unwrap(), Some(64));
+        assert_eq!(
+            s.login_state("alice", 5).await.unwrap().locked_until,
+            Some(64)
+        );
         assert!(s.consume_recovery_code("alice", "h1").await.unwrap());
     }
 
