@@ -65,6 +65,67 @@ pub struct TotpRecord {
     pub last_step: Option<i64>,
 }
 
+/// The kind of an out-of-band device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    /// A push target (ntfy topic or webhook URL).
+    Push,
+    /// A phone number (E.164), for calls and SMS.
+    Phone,
+}
+
+impl DeviceKind {
+    /// The name stored in the `kind` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceKind::Push => "push",
+            DeviceKind::Phone => "phone",
+        }
+    }
+
+    /// Parses a stored or typed kind.
+    pub fn parse(text: &str) -> Option<DeviceKind> {
+        match text {
+            "push" => Some(DeviceKind::Push),
+            "phone" => Some(DeviceKind::Phone),
+            _ => None,
+        }
+    }
+}
+
+/// One enrolled out-of-band device.
+#[derive(Clone, PartialEq)]
+pub struct DeviceRecord {
+    /// Push or phone.
+    pub kind: DeviceKind,
+    /// The user's name for it (`primary`, `backup`, `pixel`).
+    pub label: String,
+    /// The target sealed with the user name as associated data.
+    pub sealed_target: Vec<u8>,
+    /// When it was enrolled.
+    pub created_at: i64,
+}
+
+// Hand-written: the sealed target stays out of logs.
+impl fmt::Debug for DeviceRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeviceRecord")
+            .field("kind", &self.kind)
+            .field("label", &self.label)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+/// A user's out-of-band enrollment, read in one call.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OutOfBandEnrollment {
+    /// The factor used without a keyword (`push`, `phone`, `totp`, `sms`), if chosen.
+    pub preferred: Option<String>,
+    /// Devices, ordered by kind then label.
+    pub devices: Vec<DeviceRecord>,
+}
+
 /// Everything the login path needs to know about a user, read in one query.
 #[derive(Debug, Clone, Default)]
 pub struct LoginState {
@@ -173,6 +234,48 @@ pub trait Store: Send + Sync + 'static {
     /// A successful login: failures = 0, and `last_login = now` if an
     /// account row exists.
     async fn record_success(&self, name: &str, now: i64) -> Result<(), StoreError>;
+
+    /// Enrolls (or replaces) a device; creates the account row if needed.
+    async fn add_device(
+        &self,
+        name: &str,
+        kind: DeviceKind,
+        label: &str,
+        sealed_target: &[u8],
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Removes one device; returns whether it existed.
+    async fn remove_device(
+        &self,
+        name: &str,
+        kind: DeviceKind,
+        label: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// The preferred factor and every device of a user (empty if none).
+    async fn out_of_band(&self, name: &str) -> Result<OutOfBandEnrollment, StoreError>;
+
+    /// Sets or clears the preferred factor; [`StoreError::NoSuchUser`]
+    /// without an account row.
+    async fn set_preferred_factor(
+        &self,
+        name: &str,
+        factor: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// Stores the user's outstanding SMS code hash, replacing any earlier one.
+    async fn put_sms_code(&self, name: &str, hash: &str, expires_at: i64)
+    -> Result<(), StoreError>;
+
+    /// Single use, atomic: deletes the user's SMS code and returns true if
+    /// `hash` matches and it has not expired; false otherwise (a wrong code
+    /// leaves the outstanding one in place).
+    async fn take_sms_code(&self, name: &str, hash: &str, now: i64) -> Result<bool, StoreError>;
+
+    /// Locks the user until `until` (a denied push, a fraud report),
+    /// whatever the failure count.
+    async fn lock_user(&self, name: &str, until: i64) -> Result<(), StoreError>;
 
     /// Admin unlock: clears failures and `locked_until`. Returns whether
     /// anything was locked.

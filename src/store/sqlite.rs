@@ -19,8 +19,11 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqlSafeStr, SqlitePool, SqliteTransaction};
 
-use crate::store::{LoginState, Store, StoreError, TotpRecord, UserSummary};
+use crate::store::{
+    DeviceKind, LoginState, OutOfBandEnrollment, Store, StoreError, TotpRecord, UserSummary,
+};
 
+mod devices;
 mod import;
 mod inline;
 mod sql;
@@ -38,13 +41,22 @@ const POOL_SIZE: u32 = 4;
 /// (`0001_init.sql` → 1, "init") and the checksum is computed the same way,
 /// so switching to the macro later is seamless.
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("init"),
-        MigrationType::Simple,
-        include_str!("../../migrations/sqlite/0001_init.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            Cow::Borrowed("init"),
+            MigrationType::Simple,
+            include_str!("../../migrations/sqlite/0001_init.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            Cow::Borrowed("out of band"),
+            MigrationType::Simple,
+            include_str!("../../migrations/sqlite/0002_out_of_band.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 /// A [`Store`] kept in one SQLite database file (or in memory, for tests).
@@ -255,6 +267,8 @@ impl Store for SqliteStore {
         for sql in [
             "DELETE FROM totp WHERE name = ?1",
             "DELETE FROM recovery_codes WHERE name = ?1",
+            "DELETE FROM devices WHERE name = ?1",
+            "DELETE FROM sms_codes WHERE name = ?1",
             "DELETE FROM lockouts WHERE name = ?1",
             "DELETE FROM accounts WHERE name = ?1",
         ] {
@@ -490,6 +504,56 @@ impl Store for SqliteStore {
             .await
             .map_err(db)?;
         tx.commit().await.map_err(db)
+    }
+
+    async fn add_device(
+        &self,
+        name: &str,
+        kind: DeviceKind,
+        label: &str,
+        sealed_target: &[u8],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.add_device_tx(name, kind, label, sealed_target, now)
+            .await
+    }
+
+    async fn remove_device(
+        &self,
+        name: &str,
+        kind: DeviceKind,
+        label: &str,
+    ) -> Result<bool, StoreError> {
+        self.remove_device_row(name, kind, label).await
+    }
+
+    async fn out_of_band(&self, name: &str) -> Result<OutOfBandEnrollment, StoreError> {
+        self.read_out_of_band(name).await
+    }
+
+    async fn set_preferred_factor(
+        &self,
+        name: &str,
+        factor: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.write_preferred_factor(name, factor).await
+    }
+
+    async fn put_sms_code(
+        &self,
+        name: &str,
+        hash: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.write_sms_code(name, hash, expires_at).await
+    }
+
+    async fn take_sms_code(&self, name: &str, hash: &str, now: i64) -> Result<bool, StoreError> {
+        self.consume_sms_code(name, hash, now).await
+    }
+
+    async fn lock_user(&self, name: &str, until: i64) -> Result<(), StoreError> {
+        self.write_lock(name, until).await
     }
 
     async fn unlock(&self, name: &str) -> Result<bool, StoreError> {

@@ -1,0 +1,433 @@
+//! Out-of-band second factors: the login waits (is "parked") while something
+//! happens on the user's phone — a push to approve, a call answered with `#`,
+//! or an SMS code typed in the next request. This module owns what every
+//! provider shares: the provider traits (one small trait per channel, one
+//! file per provider), the table of parked logins ([`pending`]), the signed
+//! single-use Approve/Deny tokens ([`token`]), the per-user rate limit
+//! ([`limit`]) and the `[out_of_band]` policy section.
+//!
+//! Providers only deliver. Whatever answers — the HTTP callback, the ntfy
+//! reply topic, Twilio's call callback, a Duo status poll — resolves the
+//! parked login through [`pending::PendingTable::resolve`]; the pipeline alone
+//! turns the [`Answer`] into a RADIUS decision.
+
+pub mod limit;
+pub mod pending;
+pub mod token;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+
+use crate::secret::Secret;
+
+/// The ways a login can be approved out of band.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    /// A notification with Approve and Deny buttons.
+    Push,
+    /// A voice call answered with `#`.
+    Phone,
+    /// A code sent by SMS and typed back.
+    Sms,
+}
+
+impl Channel {
+    /// Name used in config, logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Push => "push",
+            Channel::Phone => "phone",
+            Channel::Sms => "sms",
+        }
+    }
+
+    /// Parses a Duo-style keyword typed after the password (`secret,push`).
+    pub fn from_keyword(text: &str) -> Option<Channel> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "push" => Some(Channel::Push),
+            "phone" | "call" => Some(Channel::Phone),
+            "sms" | "text" => Some(Channel::Sms),
+            _ => None,
+        }
+    }
+}
+
+/// How a parked login ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// The user approved (tapped Approve, pressed `#`).
+    Approved,
+    /// The user declined.
+    Denied,
+    /// The user declined and reported the attempt as fraud.
+    Fraud,
+    /// The call was not answered, was busy or failed on the carrier side.
+    NotAnswered,
+    /// No answer before the deadline.
+    TimedOut,
+}
+
+impl Answer {
+    /// Name used in logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Answer::Approved => "approved",
+            Answer::Denied => "denied",
+            Answer::Fraud => "fraud",
+            Answer::NotAnswered => "not_answered",
+            Answer::TimedOut => "timeout",
+        }
+    }
+}
+
+/// What the phone is told about the login it is asked to approve.
+#[derive(Debug, Clone)]
+pub struct LoginContext {
+    /// Normalised user name.
+    pub user: String,
+    /// The NAS's client name from the configuration.
+    pub client: String,
+    /// The NAS's address.
+    pub client_address: IpAddr,
+    /// NAS-Identifier, if sent.
+    pub nas_identifier: Option<String>,
+    /// Calling-Station-Id (the user's address or device), if sent.
+    pub calling_station_id: Option<String>,
+    /// Unix seconds when the login arrived.
+    pub time: u64,
+}
+
+impl LoginContext {
+    /// One short human line: "Sign-in as alice to vpn from 203.0.113.7 at 14:03 UTC".
+    pub fn summary(&self) -> String {
+        let (h, m) = ((self.time / 3600) % 24, (self.time / 60) % 60);
+        let mut line = format!("Sign-in as {} to {}", self.user, self.client);
+        if let Some(station) = self.calling_station_id.as_deref().filter(|s| !s.is_empty()) {
+            line.push_str(&format!(" from {station}"));
+        }
+        line.push_str(&format!(" at {h:02}:{m:02} UTC"));
+        line
+    }
+}
+
+/// One way to answer a parked login: a URL on rampart's HTTP listener (when
+/// `public_url` is set) and the signed token itself, which a relay (the ntfy
+/// reply topic) carries back instead.
+#[derive(Debug, Clone)]
+pub struct ActionLink {
+    /// `{public_url}/oob/v1/answer?t={token}`, if rampart is reachable.
+    pub url: Option<String>,
+    /// The signed single-use token (see [`token`]).
+    pub token: String,
+}
+
+/// A login waiting for approval, as a provider sees it.
+#[derive(Debug, Clone)]
+pub struct Approval {
+    /// Transaction id: 128 random bits, hex.
+    pub txn: String,
+    /// Who is signing in, where from.
+    pub context: LoginContext,
+    /// The human message for the notification.
+    pub message: String,
+    /// Approve action.
+    pub approve: ActionLink,
+    /// Deny action.
+    pub deny: ActionLink,
+    /// Deny-and-report-fraud action.
+    pub fraud: ActionLink,
+    /// Unix seconds after which the tokens are refused.
+    pub expires_at: u64,
+}
+
+/// Where a user's push notifications go (from enrollment or `[push] url`).
+#[derive(Debug, Clone)]
+pub struct PushTarget {
+    /// Topic URL (ntfy) or webhook URL. A bearer secret: whoever reads the
+    /// notifications can approve, so it is sealed at rest and never logged.
+    pub url: Secret<String>,
+}
+
+/// Why a provider could not deliver. Every variant has a short metric reason.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// Connect or read timeout.
+    #[error("timed out")]
+    Timeout,
+    /// Connection refused, DNS, TLS.
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    /// The service answered with an error status.
+    #[error("HTTP status {status}: {message}")]
+    Status {
+        /// HTTP status code.
+        status: u16,
+        /// The service's error text, trimmed (never contains our secrets).
+        message: String,
+    },
+    /// The service answered something we cannot read.
+    #[error("unexpected answer: {0}")]
+    Protocol(String),
+    /// The user has nowhere to deliver to (no number, no topic).
+    #[error("no delivery target: {0}")]
+    NoTarget(&'static str),
+}
+
+impl ProviderError {
+    /// Short label for `rampart_provider_errors_total{reason}`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ProviderError::Timeout => "timeout",
+            ProviderError::Connect(_) => "connect",
+            ProviderError::Status { .. } => "status",
+            ProviderError::Protocol(_) => "protocol",
+            ProviderError::NoTarget(_) => "no_target",
+        }
+    }
+
+    /// Maps a reqwest error without its URL (URLs can carry tokens).
+    pub fn from_reqwest(error: reqwest::Error) -> ProviderError {
+        if error.is_timeout() {
+            ProviderError::Timeout
+        } else if error.is_connect() || error.is_request() {
+            ProviderError::Connect(error.without_url().to_string())
+        } else {
+            ProviderError::Protocol(error.without_url().to_string())
+        }
+    }
+}
+
+/// Delivers push notifications (webhook, ntfy).
+#[async_trait]
+pub trait PushSender: Send + Sync {
+    /// Sends the notification for `approval` to `target`. Returns once the
+    /// push service accepted it; the answer arrives later through the
+    /// pending table.
+    async fn send(&self, target: &PushTarget, approval: &Approval) -> Result<(), ProviderError>;
+}
+
+/// Places voice calls (Twilio-compatible Calls API).
+#[async_trait]
+pub trait Caller: Send + Sync {
+    /// Calls `number` (E.164) for `approval`. Returns once the call is
+    /// queued; the keypress arrives later through the provider's callback.
+    async fn call(&self, number: &str, approval: &Approval) -> Result<(), ProviderError>;
+}
+
+/// Sends text messages (Twilio-compatible Messages API, generic template).
+#[async_trait]
+pub trait SmsSender: Send + Sync {
+    /// Sends `text` to `number` (E.164). Returns once the gateway accepted it.
+    async fn send(&self, number: &str, text: &Secret<String>) -> Result<(), ProviderError>;
+}
+
+/// A hosted MFA service that runs the whole second factor itself (Duo).
+#[async_trait]
+pub trait HostedMfa: Send + Sync {
+    /// Runs the second factor for a user whose password was right and
+    /// returns once it is decided or `deadline` passes.
+    async fn authenticate(&self, request: &HostedRequest<'_>) -> HostedOutcome;
+}
+
+/// What the user asked for after the password.
+#[derive(Debug, Clone)]
+pub enum HostedFactor {
+    /// No keyword: the service's default (Duo `auto`).
+    Auto,
+    /// `push`, `phone` or `sms`.
+    Channel(Channel),
+    /// A code typed after the password (Duo `passcode`).
+    Passcode(Secret<String>),
+}
+
+/// One hosted second-factor request.
+#[derive(Debug)]
+pub struct HostedRequest<'a> {
+    /// The login.
+    pub context: &'a LoginContext,
+    /// The factor asked for.
+    pub factor: HostedFactor,
+    /// Give up (and answer [`HostedOutcome::Deny`] with reason `timeout`) after this long.
+    pub deadline: Duration,
+}
+
+/// The hosted service's verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostedOutcome {
+    /// Second factor done.
+    Allow {
+        /// Audit reason (e.g. `ok`, `bypass` when the service allows without a factor).
+        reason: &'static str,
+    },
+    /// Refused; `message` is for the user.
+    Deny {
+        /// Audit reason (`denied`, `fraud`, `timeout`, `locked_out`, ...).
+        reason: &'static str,
+        /// Reply-Message, if any.
+        message: Option<String>,
+    },
+    /// The user must enroll at the service first.
+    Enroll {
+        /// Enrollment portal URL, if the service sent one.
+        url: Option<String>,
+    },
+    /// SMS passcodes were sent: the user signs in again with one.
+    SmsSent,
+    /// The service could not be reached or answered garbage; the pipeline
+    /// applies the configured fail mode.
+    Unavailable {
+        /// Metric reason.
+        reason: &'static str,
+    },
+}
+
+/// What to do when a hosted MFA service (Duo) cannot be reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    /// Fail closed: reject the login. The default; MFA is the point.
+    #[default]
+    Secure,
+    /// Fail open: accept on the password alone, logged and counted
+    /// (`rampart_failopen_total`) so nobody finds out weeks later.
+    Safe,
+}
+
+/// `[out_of_band]`: how long logins are held and how often a user may be pushed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutOfBandConfig {
+    /// Seconds a login waits for an answer. Keep it below the NAS timeout
+    /// (RD Gateway's NPS is usually set to 60 s), so the NAS gets our Reject
+    /// instead of giving up first.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// Pushes and calls a user may receive per `rate_window_secs`.
+    #[serde(default = "default_max_per_window")]
+    pub max_per_window: u32,
+    /// The rate-limit window, seconds.
+    #[serde(default = "default_window")]
+    pub rate_window_secs: u64,
+    /// Minutes a user is locked after pressing Deny or reporting fraud
+    /// (push-fatigue protection). 0 disables the lock for plain Deny; a fraud
+    /// report always locks.
+    #[serde(default = "default_deny_lock")]
+    pub deny_lock_minutes: u64,
+    /// Seconds an SMS code stays valid.
+    #[serde(default = "default_sms_ttl")]
+    pub sms_code_secs: u64,
+    /// Base URL of rampart's HTTP listener as phones (and Twilio) reach it,
+    /// e.g. `https://mfa.example.com`. Without it, pushes carry only relay
+    /// tokens (ntfy reply topic) and phone calls cannot report back.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Use the directory's phone attribute when the user enrolled no number.
+    #[serde(default = "default_true")]
+    pub directory_phone: bool,
+}
+
+impl Default for OutOfBandConfig {
+    fn default() -> Self {
+        OutOfBandConfig {
+            timeout_secs: default_timeout(),
+            max_per_window: default_max_per_window(),
+            rate_window_secs: default_window(),
+            deny_lock_minutes: default_deny_lock(),
+            sms_code_secs: default_sms_ttl(),
+            public_url: None,
+            directory_phone: true,
+        }
+    }
+}
+
+impl OutOfBandConfig {
+    /// How long a login is held.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs)
+    }
+
+    /// Problems as `(key, message)`, keys relative to `[out_of_band]`.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if !(1..=600).contains(&self.timeout_secs) {
+            problems.push((
+                "timeout_secs".into(),
+                "must be between 1 and 600 seconds".into(),
+            ));
+        }
+        if self.max_per_window == 0 {
+            problems.push(("max_per_window".into(), "must be at least 1".into()));
+        }
+        if self.rate_window_secs == 0 {
+            problems.push(("rate_window_secs".into(), "must be at least 1".into()));
+        }
+        if !(30..=3600).contains(&self.sms_code_secs) {
+            problems.push((
+                "sms_code_secs".into(),
+                "must be between 30 and 3600 seconds".into(),
+            ));
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            problems.push((
+                "public_url".into(),
+                "must start with https:// (or http:// behind a TLS proxy)".into(),
+            ));
+        }
+        problems
+    }
+}
+
+fn default_timeout() -> u64 {
+    50
+}
+fn default_max_per_window() -> u32 {
+    3
+}
+fn default_window() -> u64 {
+    300
+}
+fn default_deny_lock() -> u64 {
+    15
+}
+fn default_sms_ttl() -> u64 {
+    300
+}
+fn default_true() -> bool {
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keywords_are_duo_compatible() {
+        assert_eq!(Channel::from_keyword("push"), Some(Channel::Push));
+        assert_eq!(Channel::from_keyword("PHONE"), Some(Channel::Phone));
+        assert_eq!(Channel::from_keyword("sms"), Some(Channel::Sms));
+        assert_eq!(Channel::from_keyword("123456"), None);
+        assert_eq!(Channel::from_keyword("pushy"), None);
+    }
+
+    #[test]
+    fn summary_names_user_client_station_and_time() {
+        let context = LoginContext {
+            user: "alice".into(),
+            client: "vpn".into(),
+            client_address: "192.0.2.1".parse().unwrap(),
+            nas_identifier: None,
+            calling_station_id: Some("203.0.113.7".into()),
+            time: 3600 * 14 + 60 * 3,
+        };
+        assert_eq!(
+            context.summary(),
+            "Sign-in as alice to vpn from 203.0.113.7 at 14:03 UTC"
+        );
+    }
+}

@@ -1,0 +1,249 @@
+//! Out-of-band enrollment in SQLite: devices (push targets, phone numbers),
+//! the preferred factor, outstanding SMS codes, and the lock a denied push
+//! sets. None of this is on the TOTP hot path, so it all goes through sqlx.
+
+use sqlx::Row;
+
+use super::{SqliteStore, db, ensure_account};
+use crate::store::{DeviceKind, DeviceRecord, OutOfBandEnrollment, StoreError};
+
+impl SqliteStore {
+    pub(super) async fn add_device_tx(
+        &self,
+        name: &str,
+        kind: DeviceKind,
+        label: &str,
+        sealed_target: &[u8],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        ensure_account(&mut tx, name, now).await?;
+        sqlx::query(
+            "INSERT INTO devices (name, kind, label, sealed_target, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (name, kind, label) DO UPDATE SET \
+             sealed_target = excluded.sealed_target, created_at = excluded.created_at",
+        )
+        .bind(name)
+        .bind(kind.as_str())
+        .bind(label)
+        .bind(sealed_target)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    pub(super) async fn remove_device_row(
+        &self,
+        name: &str,
+        kind: DeviceKind,
+        label: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM devices WHERE name = ?1 AND kind = ?2 AND label = ?3")
+            .bind(name)
+            .bind(kind.as_str())
+            .bind(label)
+            .execute(&self.writer)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub(super) async fn read_out_of_band(
+        &self,
+        name: &str,
+    ) -> Result<OutOfBandEnrollment, StoreError> {
+        let preferred = sqlx::query("SELECT preferred_factor FROM accounts WHERE name = ?1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .map(|row| row.try_get::<Option<String>, _>("preferred_factor"))
+            .transpose()
+            .map_err(db)?
+            .flatten();
+        let rows = sqlx::query(
+            "SELECT kind, label, sealed_target, created_at FROM devices \
+             WHERE name = ?1 ORDER BY kind, label",
+        )
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let mut devices = Vec::with_capacity(rows.len());
+        for row in rows {
+            let kind: String = row.try_get("kind").map_err(db)?;
+            // A kind this version does not know (written by a newer one) is skipped.
+            let Some(kind) = DeviceKind::parse(&kind) else {
+                continue;
+            };
+            devices.push(DeviceRecord {
+                kind,
+                label: row.try_get("label").map_err(db)?,
+                sealed_target: row.try_get("sealed_target").map_err(db)?,
+                created_at: row.try_get("created_at").map_err(db)?,
+            });
+        }
+        Ok(OutOfBandEnrollment { preferred, devices })
+    }
+
+    pub(super) async fn write_preferred_factor(
+        &self,
+        name: &str,
+        factor: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE accounts SET preferred_factor = ?2 WHERE name = ?1")
+            .bind(name)
+            .bind(factor)
+            .execute(&self.writer)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NoSuchUser(name.to_owned()));
+        }
+        Ok(())
+    }
+
+    pub(super) async fn write_sms_code(
+        &self,
+        name: &str,
+        hash: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sms_codes (name, hash, expires_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, expires_at = excluded.expires_at",
+        )
+        .bind(name)
+        .bind(hash)
+        .bind(expires_at)
+        .execute(&self.writer)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    pub(super) async fn consume_sms_code(
+        &self,
+        name: &str,
+        hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        // One statement: of two racing requests with the same code, one deletes.
+        let done =
+            sqlx::query("DELETE FROM sms_codes WHERE name = ?1 AND hash = ?2 AND expires_at >= ?3")
+                .bind(name)
+                .bind(hash)
+                .bind(now)
+                .execute(&self.writer)
+                .await
+                .map_err(db)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub(super) async fn write_lock(&self, name: &str, until: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO lockouts (name, failures, locked_until) VALUES (?1, 0, ?2) \
+             ON CONFLICT (name) DO UPDATE SET failures = 0, \
+             locked_until = MAX(COALESCE(locked_until, 0), excluded.locked_until)",
+        )
+        .bind(name)
+        .bind(until)
+        .execute(&self.writer)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{DeviceKind, Store, StoreError};
+
+    #[tokio::test]
+    async fn devices_preference_and_deletion() {
+        let s = SqliteStore::open_in_memory().await.unwrap();
+        assert!(s.out_of_band("alice").await.unwrap().devices.is_empty());
+        assert!(matches!(
+            s.set_preferred_factor("alice", Some("push")).await,
+            Err(StoreError::NoSuchUser(_))
+        ));
+        s.add_device("alice", DeviceKind::Phone, "primary", b"p1", 1)
+            .await
+            .unwrap();
+        s.add_device("alice", DeviceKind::Push, "pixel", b"t1", 2)
+            .await
+            .unwrap();
+        // Re-enrolling the same label replaces the target.
+        s.add_device("alice", DeviceKind::Phone, "primary", b"p2", 3)
+            .await
+            .unwrap();
+        s.set_preferred_factor("alice", Some("phone"))
+            .await
+            .unwrap();
+        let oob = s.out_of_band("alice").await.unwrap();
+        assert_eq!(oob.preferred.as_deref(), Some("phone"));
+        let got: Vec<_> = oob
+            .devices
+            .iter()
+            .map(|d| (d.kind, d.label.as_str(), d.sealed_target.as_slice()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (DeviceKind::Phone, "primary", &b"p2"[..]),
+                (DeviceKind::Push, "pixel", &b"t1"[..])
+            ]
+        );
+        assert!(
+            s.remove_device("alice", DeviceKind::Push, "pixel")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.remove_device("alice", DeviceKind::Push, "pixel")
+                .await
+                .unwrap()
+        );
+        s.put_sms_code("alice", "h", 100).await.unwrap();
+        s.delete_user("alice").await.unwrap();
+        assert_eq!(s.out_of_band("alice").await.unwrap(), Default::default());
+        assert!(!s.take_sms_code("alice", "h", 50).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn sms_codes_are_single_use_and_expire() {
+        let s = SqliteStore::open_in_memory().await.unwrap();
+        s.put_sms_code("bob", "h1", 100).await.unwrap();
+        assert!(!s.take_sms_code("bob", "wrong", 50).await.unwrap());
+        // A wrong code leaves the right one usable.
+        assert!(s.take_sms_code("bob", "h1", 50).await.unwrap());
+        assert!(!s.take_sms_code("bob", "h1", 50).await.unwrap());
+        s.put_sms_code("bob", "h2", 100).await.unwrap();
+        // A newer code replaces the old one.
+        s.put_sms_code("bob", "h3", 100).await.unwrap();
+        assert!(!s.take_sms_code("bob", "h2", 50).await.unwrap());
+        assert!(!s.take_sms_code("bob", "h3", 101).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn lock_user_locks_and_unlock_clears() {
+        let s = SqliteStore::open_in_memory().await.unwrap();
+        s.lock_user("carol", 1000).await.unwrap();
+        assert_eq!(
+            s.login_state("carol", 10).await.unwrap().locked_until,
+            Some(1000)
+        );
+        // A shorter lock never shortens a longer one.
+        s.lock_user("carol", 500).await.unwrap();
+        assert_eq!(
+            s.login_state("carol", 10).await.unwrap().locked_until,
+            Some(1000)
+        );
+        assert!(s.unlock("carol").await.unwrap());
+        assert_eq!(s.login_state("carol", 10).await.unwrap().locked_until, None);
+    }
+}
