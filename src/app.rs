@@ -110,6 +110,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let router = crate::http::router(crate::http::HttpState {
             metrics: handle,
             store,
+            oob: None,
         });
         let http_token = token.clone();
         tasks.spawn(async move {

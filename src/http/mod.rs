@@ -22,6 +22,8 @@ pub struct HttpState {
     pub metrics: PrometheusHandle,
     /// For readiness checks.
     pub store: Arc<dyn Store>,
+    /// Parked logins and answer tokens, when out-of-band factors are configured.
+    pub oob: Option<Arc<crate::factor::oob::OutOfBand>>,
 }
 
 /// The router with every route.

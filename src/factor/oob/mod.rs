@@ -16,6 +16,7 @@ pub mod pending;
 pub mod token;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -283,6 +284,84 @@ pub enum HostedOutcome {
         /// Metric reason.
         reason: &'static str,
     },
+}
+
+/// Everything out of band the daemon has: the policy, the parked logins, the
+/// token signer, the send limit, and the configured providers. Shared by the
+/// pipeline (which parks and decides) and the HTTP listener (which answers).
+pub struct OutOfBand {
+    /// `[out_of_band]`.
+    pub config: OutOfBandConfig,
+    /// Parked logins of this node.
+    pub pending: Arc<pending::PendingTable>,
+    /// Signs and checks Approve/Deny tokens.
+    pub tokens: token::Tokens,
+    /// Pushes and calls per user.
+    pub limit: limit::SendLimit,
+    /// `[push]`, if configured.
+    pub push: Option<Arc<dyn PushSender>>,
+    /// `[push] url`: where pushes go for users who enrolled no target of their own.
+    pub default_push_target: Option<PushTarget>,
+    /// `[phone]`, if configured.
+    pub caller: Option<Arc<dyn Caller>>,
+    /// `[sms]`, if configured.
+    pub sms: Option<Arc<dyn SmsSender>>,
+    /// `[duo]`, if configured: it then runs every second factor.
+    pub hosted: Option<Arc<dyn HostedMfa>>,
+    /// `[duo] failmode`.
+    pub hosted_failmode: FailMode,
+}
+
+impl OutOfBand {
+    /// Policy and tables without any provider; add providers to the fields.
+    pub fn new(config: OutOfBandConfig, key: Arc<crate::seal::SealKey>) -> OutOfBand {
+        let limit = limit::SendLimit::new(
+            config.max_per_window,
+            Duration::from_secs(config.rate_window_secs),
+        );
+        OutOfBand {
+            config,
+            pending: pending::PendingTable::new(),
+            tokens: token::Tokens::new(key),
+            limit,
+            push: None,
+            default_push_target: None,
+            caller: None,
+            sms: None,
+            hosted: None,
+            hosted_failmode: FailMode::default(),
+        }
+    }
+
+    /// The approval a provider delivers for transaction `txn`: message,
+    /// signed Approve/Deny/Fraud tokens, and their URLs on the HTTP listener
+    /// (`{public_url}/oob/v1/answer?t={token}`) when `public_url` is set.
+    pub fn approval(&self, txn: &str, context: LoginContext) -> Approval {
+        let expires_at = context.time + self.config.timeout_secs;
+        let link = |answer| {
+            let token = self.tokens.sign(&context.user, txn, answer, expires_at);
+            let url = self
+                .config
+                .public_url
+                .as_ref()
+                .map(|base| format!("{}/oob/v1/answer?t={token}", base.trim_end_matches('/')));
+            ActionLink { url, token }
+        };
+        let (approve, deny, fraud) = (
+            link(Answer::Approved),
+            link(Answer::Denied),
+            link(Answer::Fraud),
+        );
+        Approval {
+            txn: txn.to_string(),
+            message: context.summary(),
+            context,
+            approve,
+            deny,
+            fraud,
+            expires_at,
+        }
+    }
 }
 
 /// What to do when a hosted MFA service (Duo) cannot be reached.
