@@ -5,6 +5,8 @@
 //! a [`Decision`] here and nowhere else, and every decision gets one audit line.
 
 mod out_of_band;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -567,7 +569,7 @@ impl Handler for Pipeline {
 }
 
 #[cfg(test)]
-mod tests {
+mod split_tests {
     use super::*;
 
     fn split(text: &str, separator: &str, keywords: bool) -> (String, String) {
