@@ -13,7 +13,7 @@ use crate::auth::UserInfo;
 use crate::factor::oob::pending::{JoinKey, Park};
 use crate::factor::oob::{
     Answer, Channel, FailMode, HostedFactor, HostedMfa, HostedOutcome, HostedRequest, LoginContext,
-    OutOfBand, PushTarget,
+    OutOfBand, PushTarget, e164,
 };
 use crate::radius::AccessRequest;
 use crate::secret::Secret;
@@ -90,18 +90,6 @@ impl Channels {
         }
         self.get(Channel::Sms, false)
     }
-}
-
-/// `+` and 8–15 digits after removing spaces, dashes, dots and parentheses
-/// (directory attributes are typed by people); `None` if it is not E.164.
-fn e164(raw: &str) -> Option<String> {
-    let cleaned: String = raw
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
-        .collect();
-    let digits = cleaned.strip_prefix('+')?;
-    ((8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()))
-        .then_some(cleaned)
 }
 
 /// "ending in 67": enough for the user to recognise the phone.
@@ -666,12 +654,7 @@ mod tests {
     }
 
     #[test]
-    fn directory_numbers_are_cleaned_to_e164() {
-        assert_eq!(e164("+1 (555) 123-4567").as_deref(), Some("+15551234567"));
-        assert_eq!(e164("+44.20.7946.0958").as_deref(), Some("+442079460958"));
-        assert_eq!(e164("555-1234"), None);
-        assert_eq!(e164("+12"), None);
-        assert_eq!(e164("+1555abc4567"), None);
+    fn phones_are_named_by_their_last_digits() {
         assert_eq!(last_digits("+15551234567"), "67");
     }
 }
