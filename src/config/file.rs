@@ -100,6 +100,10 @@ pub struct ClientSection {
     /// Drop Access-Requests without a valid Message-Authenticator (BLAST-RADIUS).
     #[serde(default = "default_true")]
     pub require_message_authenticator: bool,
+    /// Accept app passwords (made on the portal) in place of password +
+    /// second factor, for mail and other apps that cannot do MFA. Off by default.
+    #[serde(default)]
+    pub allow_app_passwords: bool,
 }
 
 fn default_true() -> bool {

@@ -262,6 +262,7 @@ fn validate_clients(file: &ConfigFile, problems: &mut Problems) -> Clients {
                 network,
                 secret: Secret::new(secret.into_bytes()),
                 require_message_authenticator: section.require_message_authenticator,
+                allow_app_passwords: section.allow_app_passwords,
             });
         }
     }
