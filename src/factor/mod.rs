@@ -2,9 +2,13 @@
 //! asks [`classify`] what kind of response the user typed and hands it to the
 //! matching factor. Out-of-band factors (push, SMS, phone, Duo) join here later.
 
+mod delivery;
 pub mod oob;
+pub mod phone;
 pub mod recovery;
+pub mod sms;
 pub mod totp;
+pub mod twilio;
 
 /// What a typed response looks like.
 #[derive(Debug, Clone, PartialEq, Eq)]
