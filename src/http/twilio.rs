@@ -50,7 +50,7 @@ fn param<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
 }
 
 /// Checks that the request is Twilio's, for our account. Returns the shared
-/// state, or the response that refuses it (already counted).
+/// state, or the status that refuses it (already counted).
 fn authenticate(
     state: &HttpState,
     callback: Callback,
@@ -58,18 +58,18 @@ fn authenticate(
     uri: &Uri,
     headers: &HeaderMap,
     form: Result<Form<Params>, FormRejection>,
-) -> Result<(Arc<OutOfBand>, Arc<PhoneCallbacks>, Params), Response> {
+) -> Result<(Arc<OutOfBand>, Arc<PhoneCallbacks>, Params), StatusCode> {
     let Some((oob, callbacks)) = state
         .oob
         .as_ref()
         .and_then(|oob| Some((oob.clone(), oob.phone_callbacks.clone()?)))
     else {
         count(callback, "not_configured");
-        return Err(StatusCode::NOT_FOUND.into_response());
+        return Err(StatusCode::NOT_FOUND);
     };
     let Ok(Form(params)) = form else {
         count(callback, "bad_request");
-        return Err(StatusCode::BAD_REQUEST.into_response());
+        return Err(StatusCode::BAD_REQUEST);
     };
     // The URL exactly as Twilio was given it: public_url, path, and a query
     // string if one was added on the way (Twilio signs it too).
@@ -88,7 +88,7 @@ fn authenticate(
             callback = callback.as_str(),
             "Twilio callback refused: X-Twilio-Signature does not match (forged, or a different auth token or public_url)"
         );
-        return Err(StatusCode::FORBIDDEN.into_response());
+        return Err(StatusCode::FORBIDDEN);
     }
     if param(&params, "AccountSid") != Some(callbacks.account_sid.as_str()) {
         count(callback, "wrong_account");
@@ -96,7 +96,7 @@ fn authenticate(
             callback = callback.as_str(),
             "Twilio callback refused: AccountSid is not [phone] account_sid"
         );
-        return Err(StatusCode::FORBIDDEN.into_response());
+        return Err(StatusCode::FORBIDDEN);
     }
     Ok((oob, callbacks, params))
 }
@@ -120,7 +120,7 @@ async fn gather(
     let (oob, callbacks, params) =
         match authenticate(&state, Callback::Gather, &txn, &uri, &headers, form) {
             Ok(checked) => checked,
-            Err(response) => return response,
+            Err(status) => return status.into_response(),
         };
     // Only `#` approves; a missing key never does.
     let answer = match param(&params, "Digits") {
@@ -157,7 +157,7 @@ async fn status(
     let (oob, _, params) = match authenticate(&state, Callback::Status, &txn, &uri, &headers, form)
     {
         Ok(checked) => checked,
-        Err(response) => return response,
+        Err(status) => return status.into_response(),
     };
     // Call status values: twilio.com/docs/voice/api/call-resource#call-status-values.
     let call_status = param(&params, "CallStatus").unwrap_or("");
