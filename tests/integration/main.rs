@@ -11,6 +11,7 @@ mod load_smoke;
 mod login;
 mod operations;
 mod twilio_e2e;
-mod twilio_providers;
+mod twilio_phone;
+mod twilio_sms;
 mod upstream;
 mod wire;

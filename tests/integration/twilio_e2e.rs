@@ -78,8 +78,8 @@ fn call_approved_with_pound_once_despite_retransmissions() {
     let (rampart, _secrets) = start(&twilio, 30, AUTH_TOKEN);
     let number = "+15552220001";
     enroll_phone(&rampart, "alice", number);
-    // The callee answers after radclient has retransmitted twice.
-    twilio.set_callee(number, Callee::Late(Duration::from_secs(5), "#"));
+    // The callee answers after radclient's first retransmission (at 2 s).
+    twilio.set_callee(number, Callee::Late(Duration::from_secs(3), "#"));
     let reply = login(&rampart, "alice", "pw-secret");
     reply.assert_code("Access-Accept");
 

@@ -8,6 +8,7 @@
 pub mod certs;
 pub mod freeradius;
 pub mod mock_ad;
+pub mod recorder;
 pub mod slapd;
 pub mod twilio;
 
