@@ -100,7 +100,20 @@ pub fn build_out_of_band(
     config: &Config,
     key: Arc<SealKey>,
 ) -> anyhow::Result<Option<Arc<OutOfBand>>> {
-    let oob = OutOfBand::new(config.out_of_band.clone(), key);
+    let mut oob = OutOfBand::new(config.out_of_band.clone(), key);
+    if let Some(sms) = &config.sms {
+        oob.sms = Some(sms.build().map_err(|e| anyhow::anyhow!("[sms] {e}"))?);
+        info!(provider = sms.provider(), "sms: text codes enabled");
+    }
+    if let Some(phone) = &config.phone {
+        // Validation guarantees public_url with [phone].
+        let public_url = config.out_of_band.public_url.as_deref().unwrap_or_default();
+        let caller = crate::factor::phone::TwilioCaller::new(phone, public_url)
+            .map_err(|e| anyhow::anyhow!("[phone] {e}"))?;
+        oob.phone_callbacks = Some(caller.callbacks());
+        oob.caller = Some(Arc::new(caller));
+        info!("phone: verification calls enabled");
+    }
     let any =
         oob.push.is_some() || oob.caller.is_some() || oob.sms.is_some() || oob.hosted.is_some();
     Ok(any.then(|| Arc::new(oob)))

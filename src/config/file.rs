@@ -7,6 +7,8 @@ use serde::Deserialize;
 
 use crate::auth::PrimaryConfig;
 use crate::factor::oob::OutOfBandConfig;
+use crate::factor::phone::PhoneConfig;
+use crate::factor::sms::SmsConfig;
 use crate::factor::totp::TotpConfig;
 use crate::store::StoreConfig;
 use crate::username::UsernameConfig;
@@ -45,6 +47,12 @@ pub struct ConfigFile {
     /// `[out_of_band]`: holding logins for push, phone and SMS.
     #[serde(default)]
     pub out_of_band: OutOfBandConfig,
+    /// `[sms]`: text-message gateway (Twilio or a templated HTTP gateway).
+    #[serde(default)]
+    pub sms: Option<SmsConfig>,
+    /// `[phone]`: verification calls (Twilio).
+    #[serde(default)]
+    pub phone: Option<PhoneConfig>,
 }
 
 /// `[radius]`: the UDP listener.
