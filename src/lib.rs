@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod factor;
 pub mod http;
+pub mod invite;
 pub mod mail;
 
 pub mod pipeline;

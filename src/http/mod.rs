@@ -3,6 +3,7 @@
 //! the enrollment portal join it later. Takes a bound listener and a
 //! cancellation token, like the RADIUS server.
 
+pub mod admin;
 mod health;
 mod metrics;
 mod twilio;
@@ -25,6 +26,21 @@ pub struct HttpState {
     pub store: Arc<dyn Store>,
     /// Parked logins and answer tokens, when out-of-band factors are configured.
     pub oob: Option<Arc<crate::factor::oob::OutOfBand>>,
+    /// The admin API, when `[admin] token_file` is set.
+    pub admin: Option<Arc<admin::Admin>>,
+}
+
+impl HttpState {
+    /// Metrics and health only; set the other fields for the features in use
+    /// (`HttpState { oob: Some(..), ..HttpState::new(metrics, store) }`).
+    pub fn new(metrics: PrometheusHandle, store: Arc<dyn Store>) -> HttpState {
+        HttpState {
+            metrics,
+            store,
+            oob: None,
+            admin: None,
+        }
+    }
 }
 
 /// The router with every route.
@@ -32,6 +48,7 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .merge(metrics::routes())
         .merge(health::routes())
+        .merge(admin::routes())
         .merge(twilio::routes())
         .with_state(state)
 }

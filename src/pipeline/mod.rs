@@ -179,6 +179,11 @@ impl Pipeline {
         self
     }
 
+    /// The primary backend (the portal signs in with it, the admin API lists users).
+    pub fn primary(&self) -> Arc<dyn PrimaryAuth> {
+        self.primary.clone()
+    }
+
     /// The out-of-band providers and tables, shared with the HTTP listener.
     pub fn out_of_band(&self) -> Option<Arc<OutOfBand>> {
         self.oob.clone()
