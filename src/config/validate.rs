@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use super::Problem;
 use super::file::{ConfigFile, LogFormat, Unenrolled};
 use crate::auth::PrimaryConfig;
+use crate::factor::duo::DuoConfig;
 use crate::factor::oob::OutOfBandConfig;
 use crate::factor::totp::TotpConfig;
 use crate::radius::clients::{Client, Clients};
@@ -31,6 +32,8 @@ pub struct Config {
     pub duplicate_ttl: Duration,
     /// `[out_of_band]`.
     pub out_of_band: OutOfBandConfig,
+    /// `[duo]`, if configured.
+    pub duo: Option<DuoConfig>,
     /// The NAS clients.
     pub clients: Clients,
     /// Primary authentication backend.
@@ -151,6 +154,11 @@ pub fn validate(file: ConfigFile, source: &Path) -> Result<Config, Vec<Problem>>
     for (key, message) in file.out_of_band.problems() {
         problems.add(format!("out_of_band.{key}"), message);
     }
+    if let Some(duo) = &file.duo {
+        for (key, message) in duo.problems() {
+            problems.add(format!("duo.{key}"), message);
+        }
+    }
     if file.out_of_band.public_url.is_some() && file.http.listen.is_none() {
         problems.add(
             "out_of_band.public_url",
@@ -185,6 +193,7 @@ pub fn validate(file: ConfigFile, source: &Path) -> Result<Config, Vec<Problem>>
         max_in_flight: file.radius.max_in_flight,
         duplicate_ttl: Duration::from_secs(file.radius.duplicate_cache_secs),
         out_of_band: file.out_of_band,
+        duo: file.duo,
         clients,
         primary: file.primary,
         totp: file.totp,
