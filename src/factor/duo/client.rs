@@ -209,14 +209,14 @@ pub(crate) fn parse_envelope(status: u16, body: &[u8]) -> Result<Value, DuoError
         if let Some(detail) = field("message_detail") {
             message.push_str(&format!(" ({detail})"));
         }
-        message.truncate(200);
         return Err(DuoError::Api {
             status,
             code: json
                 .as_ref()
                 .and_then(|j| j.get("code"))
                 .and_then(Value::as_u64),
-            message,
+            // Cut by characters: a byte cut could split one and panic.
+            message: message.chars().take(200).collect(),
         });
     }
     let Some(mut json) = json else {
@@ -270,6 +270,15 @@ mod tests {
         assert_eq!(invalid.reason(), "rejected");
         assert!(!invalid.is_unavailable());
         assert!(invalid.to_string().contains("(username)"));
+
+        let long = format!(
+            r#"{{"stat":"FAIL","code":40002,"message":"a{}"}}"#,
+            "é".repeat(250)
+        );
+        let long = parse_envelope(400, long.as_bytes()).unwrap_err();
+        assert!(
+            matches!(long, DuoError::Api { ref message, .. } if message.chars().count() == 200)
+        );
 
         let server = parse_envelope(503, b"<html>busy</html>").unwrap_err();
         assert_eq!(server.reason(), "server");
