@@ -8,6 +8,8 @@ use serde::Deserialize;
 use crate::auth::PrimaryConfig;
 use crate::factor::duo::DuoConfig;
 use crate::factor::oob::OutOfBandConfig;
+use crate::factor::phone::PhoneConfig;
+use crate::factor::sms::SmsConfig;
 use crate::factor::totp::TotpConfig;
 use crate::store::StoreConfig;
 use crate::username::UsernameConfig;
@@ -49,6 +51,12 @@ pub struct ConfigFile {
     /// `[duo]`: Duo Auth API v2 runs the whole second factor.
     #[serde(default)]
     pub duo: Option<DuoConfig>,
+    /// `[sms]`: text-message gateway (Twilio or a templated HTTP gateway).
+    #[serde(default)]
+    pub sms: Option<SmsConfig>,
+    /// `[phone]`: verification calls (Twilio).
+    #[serde(default)]
+    pub phone: Option<PhoneConfig>,
 }
 
 /// `[radius]`: the UDP listener.
@@ -104,6 +112,10 @@ pub struct ClientSection {
     /// Drop Access-Requests without a valid Message-Authenticator (BLAST-RADIUS).
     #[serde(default = "default_true")]
     pub require_message_authenticator: bool,
+    /// Accept app passwords (made on the portal) in place of password +
+    /// second factor, for mail and other apps that cannot do MFA. Off by default.
+    #[serde(default)]
+    pub allow_app_passwords: bool,
 }
 
 fn default_true() -> bool {

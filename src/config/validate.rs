@@ -13,6 +13,8 @@ use super::file::{ConfigFile, LogFormat, Unenrolled};
 use crate::auth::PrimaryConfig;
 use crate::factor::duo::DuoConfig;
 use crate::factor::oob::OutOfBandConfig;
+use crate::factor::phone::PhoneConfig;
+use crate::factor::sms::SmsConfig;
 use crate::factor::totp::TotpConfig;
 use crate::radius::clients::{Client, Clients};
 use crate::secret::Secret;
@@ -34,6 +36,10 @@ pub struct Config {
     pub out_of_band: OutOfBandConfig,
     /// `[duo]`, if configured.
     pub duo: Option<DuoConfig>,
+    /// `[sms]`, if configured.
+    pub sms: Option<SmsConfig>,
+    /// `[phone]`, if configured.
+    pub phone: Option<PhoneConfig>,
     /// The NAS clients.
     pub clients: Clients,
     /// Primary authentication backend.
@@ -159,6 +165,21 @@ pub fn validate(file: ConfigFile, source: &Path) -> Result<Config, Vec<Problem>>
             problems.add(format!("duo.{key}"), message);
         }
     }
+    if let Some(sms) = &file.sms {
+        for (key, message) in sms.problems() {
+            problems.add(format!("sms.{key}"), message);
+        }
+    }
+    if let Some(phone) = &file.phone {
+        for (key, message) in phone.problems(file.out_of_band.public_url.as_deref()) {
+            // An empty key is about the whole section ("phone: needs ...").
+            let key = match key.as_str() {
+                "" => "phone".to_string(),
+                key => format!("phone.{key}"),
+            };
+            problems.add(key, message);
+        }
+    }
     if file.out_of_band.public_url.is_some() && file.http.listen.is_none() {
         problems.add(
             "out_of_band.public_url",
@@ -194,6 +215,8 @@ pub fn validate(file: ConfigFile, source: &Path) -> Result<Config, Vec<Problem>>
         duplicate_ttl: Duration::from_secs(file.radius.duplicate_cache_secs),
         out_of_band: file.out_of_band,
         duo: file.duo,
+        sms: file.sms,
+        phone: file.phone,
         clients,
         primary: file.primary,
         totp: file.totp,
@@ -271,6 +294,7 @@ fn validate_clients(file: &ConfigFile, problems: &mut Problems) -> Clients {
                 network,
                 secret: Secret::new(secret.into_bytes()),
                 require_message_authenticator: section.require_message_authenticator,
+                allow_app_passwords: section.allow_app_passwords,
             });
         }
     }

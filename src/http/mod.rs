@@ -5,6 +5,7 @@
 
 mod health;
 mod metrics;
+mod twilio;
 
 use std::sync::Arc;
 
@@ -31,6 +32,7 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .merge(metrics::routes())
         .merge(health::routes())
+        .merge(twilio::routes())
         .with_state(state)
 }
 

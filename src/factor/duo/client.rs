@@ -62,6 +62,9 @@ impl DuoError {
 /// (duo_client: 1 s, factor 2, capped at 32 s).
 const BACKOFF_START: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(32);
+/// Largest answer read: Duo's are a few hundred bytes (preauth with many
+/// devices a few KiB).
+const MAX_BODY: usize = 64 * 1024;
 
 /// Signs and sends Auth API requests.
 pub(crate) struct Transport {
@@ -186,10 +189,18 @@ impl Transport {
             .await
             .map_err(ProviderError::from_reqwest)?;
         let status = response.status().as_u16();
-        let body = response
-            .bytes()
+        let mut response = response;
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(ProviderError::from_reqwest)?;
+            .map_err(ProviderError::from_reqwest)?
+        {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(ProviderError::Protocol("Duo answer larger than 64 KiB".into()).into());
+            }
+            body.extend_from_slice(&chunk);
+        }
         parse_envelope(status, &body)
     }
 }
