@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod duo;
 pub mod freeradius;
 pub mod mock_ad;
 pub mod recorder;
