@@ -3,6 +3,7 @@
 //! matching factor. Out-of-band factors (push, SMS, phone, Duo) join here later.
 
 pub mod oob;
+pub mod push;
 pub mod recovery;
 pub mod totp;
 

@@ -5,6 +5,7 @@
 
 mod health;
 mod metrics;
+pub mod oob;
 
 use std::sync::Arc;
 
@@ -31,6 +32,7 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .merge(metrics::routes())
         .merge(health::routes())
+        .merge(oob::routes())
         .with_state(state)
 }
 
