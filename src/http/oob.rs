@@ -57,11 +57,17 @@ async fn show(State(state): State<HttpState>, RawQuery(query): RawQuery) -> Resp
     }
 }
 
-async fn submit(State(state): State<HttpState>, RawQuery(query): RawQuery, body: Bytes) -> Response {
+async fn submit(
+    State(state): State<HttpState>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
     let Some(oob) = state.oob.as_deref() else {
         return not_configured();
     };
-    let form = std::str::from_utf8(&body).ok().and_then(|b| form_value(b, "t"));
+    let form = std::str::from_utf8(&body)
+        .ok()
+        .and_then(|b| form_value(b, "t"));
     let token = form
         .or_else(|| query.as_deref().and_then(|q| form_value(q, "t")))
         .unwrap_or_default();
@@ -243,7 +249,10 @@ mod tests {
 
     #[test]
     fn reads_form_values() {
-        assert_eq!(form_value("a=1&t=v1.ab.a.9.cd", "t").as_deref(), Some("v1.ab.a.9.cd"));
+        assert_eq!(
+            form_value("a=1&t=v1.ab.a.9.cd", "t").as_deref(),
+            Some("v1.ab.a.9.cd")
+        );
         assert_eq!(form_value("t=a%2Eb+c", "t").as_deref(), Some("a.b c"));
         assert_eq!(form_value("x=1", "t"), None);
         assert_eq!(form_value("t=%zz", "t"), None);

@@ -10,5 +10,6 @@ mod ldap_backend;
 mod load_smoke;
 mod login;
 mod operations;
+mod push;
 mod upstream;
 mod wire;

@@ -197,7 +197,10 @@ impl PushConfig {
             }
             PushFormat::Ntfy => {
                 if self.signing_secret.is_some() || self.signing_secret_file.is_some() {
-                    add("signing_secret", "only used with format = \"webhook\"".into());
+                    add(
+                        "signing_secret",
+                        "only used with format = \"webhook\"".into(),
+                    );
                 }
                 match token {
                     Err((key, message)) => add(&key, message),
@@ -213,7 +216,10 @@ impl PushConfig {
                 if let Some(url) = &self.url
                     && (url.contains('?') || url.contains('#'))
                 {
-                    add("url", "must be the server's base URL, without query or fragment".into());
+                    add(
+                        "url",
+                        "must be the server's base URL, without query or fragment".into(),
+                    );
                 }
                 if let Some(topic) = &self.reply_topic {
                     if !is_ntfy_topic(topic) {
@@ -224,7 +230,9 @@ impl PushConfig {
                     } else if topic.len() < MIN_REPLY_TOPIC_LEN {
                         add(
                             "reply_topic",
-                            format!("too short to be unguessable: use at least {MIN_REPLY_TOPIC_LEN} random characters"),
+                            format!(
+                                "too short to be unguessable: use at least {MIN_REPLY_TOPIC_LEN} random characters"
+                            ),
                         );
                     }
                     if self.url.is_none() {
@@ -307,9 +315,8 @@ mod tests {
 
     #[test]
     fn keys_of_the_other_format_are_errors() {
-        let config = parse(
-            r#"{"format":"ntfy","signing_secret":"0123456789abcdef0123","timeout_secs":0}"#,
-        );
+        let config =
+            parse(r#"{"format":"ntfy","signing_secret":"0123456789abcdef0123","timeout_secs":0}"#);
         assert_eq!(keys(&config), ["timeout_secs", "signing_secret"]);
         let config = parse(
             r#"{"format":"webhook","signing_secret":"0123456789abcdef0123","token":"tk","reply_topic":"x"}"#,

@@ -54,13 +54,12 @@ pub fn build(
     let http = http_client(Some(Duration::from_secs(config.timeout_secs)))?;
     match config.format {
         PushFormat::Webhook => {
-            let secret = config
-                .signing_secret()
-                .map_err(invalid)?
-                .ok_or_else(|| PushConfigError::Invalid {
+            let secret = config.signing_secret().map_err(invalid)?.ok_or_else(|| {
+                PushConfigError::Invalid {
                     key: "signing_secret".into(),
                     message: "missing".into(),
-                })?;
+                }
+            })?;
             let target = config.url.clone().map(|url| PushTarget {
                 url: Secret::new(url),
             });

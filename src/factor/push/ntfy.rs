@@ -211,9 +211,18 @@ mod tests {
     #[test]
     fn same_server_compares_origin_and_path() {
         assert!(same_server("https://ntfy.example", "https://NTFY.example/"));
-        assert!(same_server("https://ntfy.example:443", "https://ntfy.example"));
+        assert!(same_server(
+            "https://ntfy.example:443",
+            "https://ntfy.example"
+        ));
         assert!(!same_server("https://ntfy.example", "http://ntfy.example"));
-        assert!(!same_server("https://ntfy.example", "https://ntfy.example.evil"));
-        assert!(!same_server("https://ntfy.example/a", "https://ntfy.example"));
+        assert!(!same_server(
+            "https://ntfy.example",
+            "https://ntfy.example.evil"
+        ));
+        assert!(!same_server(
+            "https://ntfy.example/a",
+            "https://ntfy.example"
+        ));
     }
 }

@@ -178,14 +178,44 @@ mod tests {
         assert_eq!(header, format!("t=1700000000,v1={expected}"));
         assert_eq!(expected.len(), 64);
 
-        assert!(verify_signature(b"whsec_test", &header, b"{}", 1_700_000_100, 300));
+        assert!(verify_signature(
+            b"whsec_test",
+            &header,
+            b"{}",
+            1_700_000_100,
+            300
+        ));
         // Wrong body, wrong secret, too old, garbage.
-        assert!(!verify_signature(b"whsec_test", &header, b"{ }", 1_700_000_000, 300));
-        assert!(!verify_signature(b"other", &header, b"{}", 1_700_000_000, 300));
-        assert!(!verify_signature(b"whsec_test", &header, b"{}", 1_700_000_301, 300));
+        assert!(!verify_signature(
+            b"whsec_test",
+            &header,
+            b"{ }",
+            1_700_000_000,
+            300
+        ));
+        assert!(!verify_signature(
+            b"other",
+            &header,
+            b"{}",
+            1_700_000_000,
+            300
+        ));
+        assert!(!verify_signature(
+            b"whsec_test",
+            &header,
+            b"{}",
+            1_700_000_301,
+            300
+        ));
         assert!(!verify_signature(b"whsec_test", "v1=00", b"{}", 0, 300));
         // A rotation: the right signature among others.
         let rotated = format!("t=1700000000,v1={},v1={expected}", "0".repeat(64));
-        assert!(verify_signature(b"whsec_test", &rotated, b"{}", 1_700_000_000, 300));
+        assert!(verify_signature(
+            b"whsec_test",
+            &rotated,
+            b"{}",
+            1_700_000_000,
+            300
+        ));
     }
 }

@@ -8,6 +8,8 @@
 pub mod certs;
 pub mod freeradius;
 pub mod mock_ad;
+pub mod ntfy;
+pub mod phone;
 pub mod slapd;
 
 use std::io::{BufRead, BufReader, Write};
