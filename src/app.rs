@@ -14,6 +14,7 @@ use tracing::{info, warn};
 
 use crate::auth::{LdapAuth, LocalAuth, NoPrimary, PrimaryAuth, PrimaryConfig, UpstreamAuth};
 use crate::config::{Config, LogFormat};
+use crate::factor::oob::OutOfBand;
 use crate::factor::recovery::RecoveryCodes;
 use crate::factor::totp::TotpFactor;
 use crate::pipeline::Pipeline;
@@ -66,14 +67,31 @@ pub fn build_pipeline(
             Arc::new(backend)
         }
     };
-    Ok(Pipeline::new(
+    let pipeline = Pipeline::new(
         primary,
         TotpFactor::new(store.clone(), key.clone(), config.totp.clone()),
-        RecoveryCodes::new(store.clone(), key),
+        RecoveryCodes::new(store.clone(), key.clone()),
         store,
         config.policy.clone(),
         config.username.clone(),
-    ))
+        key.clone(),
+    );
+    Ok(match build_out_of_band(config, key)? {
+        Some(oob) => pipeline.with_out_of_band(oob),
+        None => pipeline,
+    })
+}
+
+/// Builds the out-of-band providers the configuration names; `None` when
+/// there are none (then `push`/`phone`/`sms` after a password mean nothing).
+pub fn build_out_of_band(
+    config: &Config,
+    key: Arc<SealKey>,
+) -> anyhow::Result<Option<Arc<OutOfBand>>> {
+    let oob = OutOfBand::new(config.out_of_band.clone(), key);
+    let any =
+        oob.push.is_some() || oob.caller.is_some() || oob.sms.is_some() || oob.hosted.is_some();
+    Ok(any.then(|| Arc::new(oob)))
 }
 
 /// Runs the daemon until a termination signal.
@@ -85,6 +103,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let (store, key) = open_store(&config).await?;
     let pipeline = Arc::new(build_pipeline(&config, store.clone(), key)?);
+    let oob = pipeline.out_of_band();
 
     let socket = UdpSocket::bind(config.listen)
         .await
@@ -110,7 +129,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let router = crate::http::router(crate::http::HttpState {
             metrics: handle,
             store,
-            oob: None,
+            oob,
         });
         let http_token = token.clone();
         tasks.spawn(async move {

@@ -79,6 +79,34 @@ enum EnrollCommand {
     /// Import TOTP seeds from a CSV file of `user,base32_seed` lines (all or
     /// nothing; exit 2 with every bad line listed).
     Import { file: PathBuf },
+    /// Enroll a push target: a new random ntfy topic on --server, or a URL read from stdin.
+    Push {
+        name: String,
+        /// Device label.
+        #[arg(long, default_value = "phone")]
+        label: String,
+        /// ntfy server to create a private topic on, e.g. https://ntfy.sh.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Enroll a phone number (E.164) for calls and text codes.
+    Phone {
+        name: String,
+        number: String,
+        /// `primary` is called first; add a `backup` too.
+        #[arg(long, default_value = "primary")]
+        label: String,
+    },
+    /// Set the factor used when no keyword is typed: push, phone, sms, totp or auto.
+    Prefer { name: String, factor: String },
+    /// Remove a push or phone device.
+    Remove {
+        name: String,
+        kind: String,
+        label: String,
+    },
+    /// Show a user's factors and devices.
+    List { name: String },
 }
 
 fn main() -> ExitCode {
@@ -129,6 +157,33 @@ fn main() -> ExitCode {
                     cli::enroll_recovery(&config, &name).await.map(|()| 0)
                 }
                 EnrollCommand::Import { file } => cli::import::enroll_import(&config, &file).await,
+                EnrollCommand::Push {
+                    name,
+                    label,
+                    server,
+                } => cli::devices::enroll_push(&config, &name, &label, server.as_deref())
+                    .await
+                    .map(|()| 0),
+                EnrollCommand::Phone {
+                    name,
+                    number,
+                    label,
+                } => cli::devices::enroll_phone(&config, &name, &number, &label)
+                    .await
+                    .map(|()| 0),
+                EnrollCommand::Prefer { name, factor } => {
+                    cli::devices::enroll_prefer(&config, &name, &factor)
+                        .await
+                        .map(|()| 0)
+                }
+                EnrollCommand::Remove { name, kind, label } => {
+                    cli::devices::enroll_remove(&config, &name, &kind, &label)
+                        .await
+                        .map(|()| 0)
+                }
+                EnrollCommand::List { name } => {
+                    cli::devices::enroll_list(&config, &name).await.map(|()| 0)
+                }
             },
             Command::Radtest {
                 user,

@@ -2,6 +2,7 @@
 //! from stdin (without echo on a terminal), never from argv where `ps` and shell
 //! history would keep them. Bulk TOTP import lives in [`import`].
 
+pub mod devices;
 pub mod import;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -47,7 +48,7 @@ pub fn read_secret(prompt: &str) -> anyhow::Result<Secret<String>> {
     Ok(Secret::new(trimmed))
 }
 
-fn checked_user_name(name: &str) -> anyhow::Result<String> {
+pub(crate) fn checked_user_name(name: &str) -> anyhow::Result<String> {
     let user = normalize(name);
     if user.is_empty() || user.len() > 253 || user.chars().any(char::is_control) {
         bail!("invalid user name {name:?}: 1 to 253 printable characters");
@@ -175,7 +176,7 @@ pub async fn user_list(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn require_known_user(
+pub(crate) async fn require_known_user(
     config: &Config,
     store: &dyn crate::store::Store,
     user: &str,

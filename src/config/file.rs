@@ -6,6 +6,7 @@
 use serde::Deserialize;
 
 use crate::auth::PrimaryConfig;
+use crate::factor::oob::OutOfBandConfig;
 use crate::factor::totp::TotpConfig;
 use crate::store::StoreConfig;
 use crate::username::UsernameConfig;
@@ -41,6 +42,9 @@ pub struct ConfigFile {
     /// `[http]`
     #[serde(default)]
     pub http: HttpSection,
+    /// `[out_of_band]`: holding logins for push, phone and SMS.
+    #[serde(default)]
+    pub out_of_band: OutOfBandConfig,
 }
 
 /// `[radius]`: the UDP listener.
@@ -50,7 +54,8 @@ pub struct RadiusSection {
     /// Address and port to listen on.
     #[serde(default = "default_listen")]
     pub listen: String,
-    /// Requests processed at once.
+    /// Requests processed at once, including logins held for a push or
+    /// call (each costs a few KiB while it waits).
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
     /// Seconds an answer is kept for retransmissions (RFC 5080 §2.2.2).
@@ -72,7 +77,7 @@ fn default_listen() -> String {
     "127.0.0.1:1812".into()
 }
 fn default_max_in_flight() -> usize {
-    4096
+    65_536
 }
 fn default_duplicate_cache_secs() -> u64 {
     30

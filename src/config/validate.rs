@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use super::Problem;
 use super::file::{ConfigFile, LogFormat, Unenrolled};
 use crate::auth::PrimaryConfig;
+use crate::factor::oob::OutOfBandConfig;
 use crate::factor::totp::TotpConfig;
 use crate::radius::clients::{Client, Clients};
 use crate::secret::Secret;
@@ -28,6 +29,8 @@ pub struct Config {
     pub max_in_flight: usize,
     /// Lifetime of cached answers for retransmissions.
     pub duplicate_ttl: Duration,
+    /// `[out_of_band]`.
+    pub out_of_band: OutOfBandConfig,
     /// The NAS clients.
     pub clients: Clients,
     /// Primary authentication backend.
@@ -145,6 +148,15 @@ pub fn validate(file: ConfigFile, source: &Path) -> Result<Config, Vec<Problem>>
     for (key, message) in file.store.problems() {
         problems.add(format!("store.{key}"), message);
     }
+    for (key, message) in file.out_of_band.problems() {
+        problems.add(format!("out_of_band.{key}"), message);
+    }
+    if file.out_of_band.public_url.is_some() && file.http.listen.is_none() {
+        problems.add(
+            "out_of_band.public_url",
+            "needs [http] listen: the answers arrive on rampart's HTTP listener",
+        );
+    }
 
     if let Err(error) = tracing_subscriber::EnvFilter::try_new(&file.log.level) {
         problems.add("log.level", format!("not a valid filter: {error}"));
@@ -172,6 +184,7 @@ pub fn validate(file: ConfigFile, source: &Path) -> Result<Config, Vec<Problem>>
         listen,
         max_in_flight: file.radius.max_in_flight,
         duplicate_ttl: Duration::from_secs(file.radius.duplicate_cache_secs),
+        out_of_band: file.out_of_band,
         clients,
         primary: file.primary,
         totp: file.totp,

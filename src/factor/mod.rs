@@ -2,6 +2,7 @@
 //! asks [`classify`] what kind of response the user typed and hands it to the
 //! matching factor. Out-of-band factors (push, SMS, phone, Duo) join here later.
 
+pub mod app_password;
 pub mod oob;
 pub mod push;
 pub mod recovery;

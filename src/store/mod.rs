@@ -126,6 +126,38 @@ pub struct OutOfBandEnrollment {
     pub devices: Vec<DeviceRecord>,
 }
 
+/// One app password as an administrator or the user sees it (never the hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppPasswordSummary {
+    /// The user's name for it ("outlook-laptop").
+    pub label: String,
+    /// When it was created.
+    pub created_at: i64,
+    /// When it last signed in, if ever.
+    pub last_used: Option<i64>,
+}
+
+/// One decision in the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// Unix seconds.
+    pub time: i64,
+    /// Normalised user name.
+    pub user: String,
+    /// Client (NAS) name.
+    pub client: String,
+    /// Calling-Station-Id, if sent.
+    pub station: Option<String>,
+    /// `accept`, `reject` or `challenge`.
+    pub outcome: String,
+    /// Why (`ok`, `bad_password`, `denied`, ...).
+    pub reason: String,
+    /// Which factor decided (`totp`, `push`, `none`, ...).
+    pub factor: String,
+    /// Time to decide, milliseconds.
+    pub duration_ms: i64,
+}
+
 /// Everything the login path needs to know about a user, read in one query.
 #[derive(Debug, Clone, Default)]
 pub struct LoginState {
@@ -276,6 +308,57 @@ pub trait Store: Send + Sync + 'static {
     /// Locks the user until `until` (a denied push, a fraud report),
     /// whatever the failure count.
     async fn lock_user(&self, name: &str, until: i64) -> Result<(), StoreError>;
+
+    /// Stores an app password's keyed hash under a label; creates the account
+    /// row if needed. [`StoreError::AlreadyExists`] if the label is taken.
+    async fn add_app_password(
+        &self,
+        name: &str,
+        label: &str,
+        hash: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// The user's app passwords, by label.
+    async fn app_passwords(&self, name: &str) -> Result<Vec<AppPasswordSummary>, StoreError>;
+
+    /// Revokes one app password (`Some(label)`) or all (`None`); returns how many.
+    async fn revoke_app_password(&self, name: &str, label: Option<&str>)
+    -> Result<u64, StoreError>;
+
+    /// If `hash` is one of the user's app passwords, records the use and
+    /// returns its label.
+    async fn use_app_password(
+        &self,
+        name: &str,
+        hash: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Stores an invitation (the keyed hash of its token) for `name`.
+    async fn create_invitation(
+        &self,
+        hash: &str,
+        name: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Single use, atomic: deletes the invitation and returns its user if it
+    /// exists and has not expired.
+    async fn redeem_invitation(&self, hash: &str, now: i64) -> Result<Option<String>, StoreError>;
+
+    /// Appends decisions to the audit log, in one transaction.
+    async fn record_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
+
+    /// Audit events in `[since, until]`, of one user or all, newest first, at most `limit`.
+    async fn audit(
+        &self,
+        name: Option<&str>,
+        since: i64,
+        until: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
 
     /// Admin unlock: clears failures and `locked_until`. Returns whether
     /// anything was locked.

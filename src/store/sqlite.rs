@@ -20,9 +20,11 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlSafeStr, SqlitePool, SqliteTransaction};
 
 use crate::store::{
-    DeviceKind, LoginState, OutOfBandEnrollment, Store, StoreError, TotpRecord, UserSummary,
+    AppPasswordSummary, AuditEvent, DeviceKind, LoginState, OutOfBandEnrollment, Store, StoreError,
+    TotpRecord, UserSummary,
 };
 
+mod admin;
 mod devices;
 mod import;
 mod inline;
@@ -54,6 +56,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed("out of band"),
             MigrationType::Simple,
             include_str!("../../migrations/sqlite/0002_out_of_band.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            3,
+            Cow::Borrowed("portal admin"),
+            MigrationType::Simple,
+            include_str!("../../migrations/sqlite/0003_portal_admin.sql").into_sql_str(),
             false,
         ),
     ])
@@ -269,6 +278,8 @@ impl Store for SqliteStore {
             "DELETE FROM recovery_codes WHERE name = ?1",
             "DELETE FROM devices WHERE name = ?1",
             "DELETE FROM sms_codes WHERE name = ?1",
+            "DELETE FROM app_passwords WHERE name = ?1",
+            "DELETE FROM invitations WHERE name = ?1",
             "DELETE FROM lockouts WHERE name = ?1",
             "DELETE FROM accounts WHERE name = ?1",
         ] {
@@ -554,6 +565,65 @@ impl Store for SqliteStore {
 
     async fn lock_user(&self, name: &str, until: i64) -> Result<(), StoreError> {
         self.write_lock(name, until).await
+    }
+
+    async fn add_app_password(
+        &self,
+        name: &str,
+        label: &str,
+        hash: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.insert_app_password(name, label, hash, now).await
+    }
+
+    async fn app_passwords(&self, name: &str) -> Result<Vec<AppPasswordSummary>, StoreError> {
+        self.read_app_passwords(name).await
+    }
+
+    async fn revoke_app_password(
+        &self,
+        name: &str,
+        label: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        self.delete_app_passwords(name, label).await
+    }
+
+    async fn use_app_password(
+        &self,
+        name: &str,
+        hash: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        self.touch_app_password(name, hash, now).await
+    }
+
+    async fn create_invitation(
+        &self,
+        hash: &str,
+        name: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.insert_invitation(hash, name, expires_at, now).await
+    }
+
+    async fn redeem_invitation(&self, hash: &str, now: i64) -> Result<Option<String>, StoreError> {
+        self.take_invitation(hash, now).await
+    }
+
+    async fn record_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        self.insert_audit(events).await
+    }
+
+    async fn audit(
+        &self,
+        name: Option<&str>,
+        since: i64,
+        until: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        self.read_audit(name, since, until, limit).await
     }
 
     async fn unlock(&self, name: &str) -> Result<bool, StoreError> {

@@ -5,7 +5,9 @@
 //!   reply verified, optional TOTP codes from deterministic per-user seeds that
 //!   never reuse a (user, step) pair, since rampart's replay guard is on;
 //! - `ldap`: the same login as search + bind straight against the directory;
-//! - `seeds`: the `rampart enroll import` CSV for those per-user seeds.
+//! - `seeds`: the `rampart enroll import` CSV for those per-user seeds;
+//! - `park` and `sink`: many logins held for a push nobody answers, and the
+//!   webhook receiver those pushes go to (the holding benchmark).
 //!
 //! Each run prints one human line (stderr) and one JSON line (stdout): req/s,
 //! latency percentiles, counts per outcome, CPU of `--cpu-pid` processes.
@@ -13,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 mod ldap;
+mod park;
 mod radius;
 mod report;
 mod users;
@@ -45,6 +48,45 @@ enum Command {
     Ldap(LdapArgs),
     /// Print the `rampart enroll import` CSV of the per-user seeds of `--totp-key`.
     Seeds(SeedArgs),
+    /// Open many logins that wait for a push (one per user) and report their answers.
+    Park(ParkArgs),
+    /// A webhook receiver that accepts every notification and approves nothing.
+    Sink(SinkArgs),
+}
+
+#[derive(Args)]
+struct ParkArgs {
+    /// RADIUS server HOST:PORT.
+    #[arg(long)]
+    server: String,
+    /// Shared secret.
+    #[arg(long)]
+    secret: String,
+    /// Logins to open, one per user.
+    #[arg(long, default_value_t = 50_000)]
+    count: u64,
+    /// User name format.
+    #[arg(long, default_value = "park{:05}")]
+    user_format: String,
+    /// First user number.
+    #[arg(long, default_value_t = 0)]
+    first: u64,
+    /// User-Password of every login (the keyword alone with `backend = "none"`).
+    #[arg(long, default_value = "push")]
+    typed: String,
+    /// Logins sent per second.
+    #[arg(long, default_value_t = 5_000)]
+    rate: u64,
+    /// Seconds to wait for answers after the last send.
+    #[arg(long, default_value_t = 70.0)]
+    hold: f64,
+}
+
+#[derive(Args)]
+struct SinkArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9900")]
+    listen: SocketAddr,
 }
 
 #[derive(Args)]
@@ -340,8 +382,57 @@ fn seeds_main(args: SeedArgs) -> Result<(), String> {
     .map_err(|e| format!("cannot write: {e}"))
 }
 
+fn park_main(args: ParkArgs) -> Result<(), String> {
+    let users = NumberFormat::parse(&args.user_format)?;
+    let server: SocketAddr = args
+        .server
+        .to_socket_addrs()
+        .map_err(|e| format!("--server {}: {e}", args.server))?
+        .next()
+        .ok_or_else(|| format!("--server {}: no address", args.server))?;
+    let started = std::time::Instant::now();
+    let plan = park::ParkPlan {
+        server,
+        secret: args.secret.into_bytes(),
+        users,
+        first: args.first,
+        count: args.count,
+        typed: args.typed,
+        rate: args.rate,
+        hold: Duration::from_secs_f64(args.hold),
+    };
+    let tally = runtime(1)
+        .map_err(|e| e.to_string())?
+        .block_on(park::park(plan))
+        .map_err(|e| e.to_string())?;
+    let unanswered = tally.sent - tally.accepted - tally.rejected - tally.other;
+    eprintln!(
+        "park: sent {} accepted {} rejected {} other {} unanswered {} in {:.1} s",
+        tally.sent,
+        tally.accepted,
+        tally.rejected,
+        tally.other,
+        unanswered,
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "{{\"mode\":\"park\",\"sent\":{},\"accepted\":{},\"rejected\":{},\"other\":{},\"unanswered\":{}}}",
+        tally.sent, tally.accepted, tally.rejected, tally.other, unanswered
+    );
+    Ok(())
+}
+
+fn sink_main(args: SinkArgs) -> Result<(), String> {
+    runtime(1)
+        .map_err(|e| e.to_string())?
+        .block_on(park::sink(args.listen))
+        .map_err(|e| e.to_string())
+}
+
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
+        Command::Park(args) => park_main(args),
+        Command::Sink(args) => sink_main(args),
         Command::Radius(args) => radius_main(args),
         Command::Ldap(args) => ldap_main(args),
         Command::Seeds(args) => seeds_main(args),

@@ -286,6 +286,18 @@ pub enum HostedOutcome {
     },
 }
 
+/// `+` and 8–15 digits after removing spaces, dashes, dots and parentheses
+/// (directory attributes are typed by people); `None` if it is not E.164.
+pub fn e164(raw: &str) -> Option<String> {
+    let cleaned: String = raw
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect();
+    let digits = cleaned.strip_prefix('+')?;
+    ((8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then_some(cleaned)
+}
+
 /// Everything out of band the daemon has: the policy, the parked logins, the
 /// token signer, the send limit, and the configured providers. Shared by the
 /// pipeline (which parks and decides) and the HTTP listener (which answers).
@@ -492,6 +504,15 @@ mod tests {
         assert_eq!(Channel::from_keyword("sms"), Some(Channel::Sms));
         assert_eq!(Channel::from_keyword("123456"), None);
         assert_eq!(Channel::from_keyword("pushy"), None);
+    }
+
+    #[test]
+    fn numbers_are_cleaned_to_e164() {
+        assert_eq!(e164("+1 (555) 123-4567").as_deref(), Some("+15551234567"));
+        assert_eq!(e164("+44.20.7946.0958").as_deref(), Some("+442079460958"));
+        assert_eq!(e164("555-1234"), None);
+        assert_eq!(e164("+12"), None);
+        assert_eq!(e164("+1555abc4567"), None);
     }
 
     #[test]

@@ -1,7 +1,12 @@
 //! The request path. [`Pipeline::decide`] reads top to bottom: user name →
 //! pending challenge → lockout → password (with an appended code split off) →
-//! enrollment policy → second factor → decision. Every error becomes a
-//! [`Decision`] here and nowhere else, and every decision gets one audit line.
+//! hosted MFA (Duo) → enrollment policy → second factor (a typed code, or a
+//! push / call / SMS held in [`out_of_band`]) → decision. Every error becomes
+//! a [`Decision`] here and nowhere else, and every decision gets one audit line.
+
+mod out_of_band;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -11,10 +16,12 @@ use tracing::{info, warn};
 
 use crate::auth::{PrimaryAuth, PrimaryOutcome, PrimaryRequest, UserInfo};
 use crate::config::{Policy, Unenrolled};
+use crate::factor::oob::{Channel, OutOfBand};
 use crate::factor::recovery::RecoveryCodes;
 use crate::factor::totp::{TotpError, TotpFactor, TotpOutcome};
 use crate::factor::{Response, classify};
 use crate::radius::{AccessRequest, Attribute, Decision, Handler};
+use crate::seal::SealKey;
 use crate::secret::Secret;
 use crate::session::Challenges;
 use crate::store::{LoginState, Store};
@@ -67,6 +74,19 @@ pub struct Pipeline {
     policy: Policy,
     username: UsernameConfig,
     challenges: Challenges,
+    key: Arc<SealKey>,
+    oob: Option<Arc<OutOfBand>>,
+}
+
+/// What the user typed after the password (or, without a password backend,
+/// instead of it).
+enum Asked {
+    /// A TOTP, SMS or recovery code.
+    Code(Secret<String>),
+    /// `push`, `phone` or `sms` (Duo-compatible keywords).
+    Keyword(Channel),
+    /// Nothing: the preferred factor (`auto`).
+    Nothing,
 }
 
 fn unix_now() -> u64 {
@@ -77,18 +97,36 @@ fn unix_now() -> u64 {
 }
 
 /// Splits `password,123456` at the last separator when what follows looks like
-/// a code (six digits or a recovery code); otherwise the whole text is the password.
-fn split_code(password: &str, separator: &str) -> (Secret<String>, Option<Secret<String>>) {
+/// a code (six digits or a recovery code) or, when `keywords` is on, is a
+/// factor keyword (`push`, `phone`, `sms`); otherwise the whole text is the
+/// password.
+fn split_code(password: &str, separator: &str, keywords: bool) -> (Secret<String>, Asked) {
     if let Some(index) = password.rfind(separator) {
         let suffix = &password[index + separator.len()..];
-        if classify(suffix).is_some() {
-            return (
-                Secret::new(password[..index].to_string()),
-                Some(Secret::new(suffix.to_string())),
-            );
+        let asked = if classify(suffix).is_some() {
+            Some(Asked::Code(Secret::new(suffix.to_string())))
+        } else if keywords {
+            Channel::from_keyword(suffix).map(Asked::Keyword)
+        } else {
+            None
+        };
+        if let Some(asked) = asked {
+            return (Secret::new(password[..index].to_string()), asked);
         }
     }
-    (Secret::new(password.to_string()), None)
+    (Secret::new(password.to_string()), Asked::Nothing)
+}
+
+/// What a request without a password backend carries in User-Password: a
+/// code, a keyword, or nothing.
+fn asked_alone(typed: Option<&Secret<String>>, keywords: bool) -> Asked {
+    let Some(typed) = typed.filter(|t| !t.expose().trim().is_empty()) else {
+        return Asked::Nothing;
+    };
+    match Channel::from_keyword(typed.expose()) {
+        Some(channel) if keywords => Asked::Keyword(channel),
+        _ => Asked::Code(typed.clone()),
+    }
 }
 
 impl Pipeline {
@@ -100,6 +138,7 @@ impl Pipeline {
         store: Arc<dyn Store>,
         policy: Policy,
         username: UsernameConfig,
+        key: Arc<SealKey>,
     ) -> Pipeline {
         let challenges = Challenges::new(policy.challenge_ttl);
         Pipeline {
@@ -110,7 +149,25 @@ impl Pipeline {
             policy,
             username,
             challenges,
+            key,
+            oob: None,
         }
+    }
+
+    /// Adds out-of-band factors (push, phone, SMS, hosted MFA).
+    pub fn with_out_of_band(mut self, oob: Arc<OutOfBand>) -> Pipeline {
+        self.oob = Some(oob);
+        self
+    }
+
+    /// The out-of-band providers and tables, shared with the HTTP listener.
+    pub fn out_of_band(&self) -> Option<Arc<OutOfBand>> {
+        self.oob.clone()
+    }
+
+    /// Whether `push`/`phone`/`sms` after the password mean a factor.
+    fn keywords(&self) -> bool {
+        self.oob.is_some()
     }
 
     /// Decides one request.
@@ -150,15 +207,17 @@ impl Pipeline {
         };
         // With a password backend, User-Password is "password" or "password,code";
         // without one (backend = "none") it is the code itself, if present.
-        let (password, code) = match (&request.password, self.primary.requires_password()) {
+        let keywords = self.keywords();
+        let (password, asked) = match (&request.password, self.primary.requires_password()) {
             (Some(typed), true) => {
-                let (password, code) = split_code(typed.expose(), &self.policy.code_separator);
-                (Some(password), code)
+                let (password, asked) =
+                    split_code(typed.expose(), &self.policy.code_separator, keywords);
+                (Some(password), asked)
             }
-            (typed, false) => (None, typed.clone()),
+            (typed, false) => (None, asked_alone(typed.as_ref(), keywords)),
             // CHAP or MS-CHAPv2 for a backend that forwards them: the code
             // cannot be appended to a hashed password, so it is challenged for.
-            (None, true) if self.primary.forwards_credentials() => (None, None),
+            (None, true) if self.primary.forwards_credentials() => (None, Asked::Nothing),
             (None, true) => {
                 return Verdict::reject(
                     "no_password",
@@ -200,7 +259,37 @@ impl Pipeline {
             return Verdict::accept("mfa_exempt", "none", None, info.reply_attributes);
         }
 
-        if state.totp.is_none() {
+        if let Some(oob) = &self.oob
+            && let Some(hosted) = &oob.hosted
+        {
+            return self
+                .hosted(
+                    oob,
+                    hosted.as_ref(),
+                    request,
+                    user,
+                    &state,
+                    asked,
+                    info,
+                    now,
+                )
+                .await;
+        }
+
+        // Out-of-band devices are read only when they can matter: a typed
+        // code with TOTP enrolled goes straight to the hot path.
+        let devices = match (&self.oob, &asked, state.totp.is_some()) {
+            (Some(oob), asked, totp) if !matches!(asked, Asked::Code(_)) || !totp => {
+                match self.channels(oob, user, &info).await {
+                    Ok(channels) => Some(channels),
+                    Err(verdict) => return verdict,
+                }
+            }
+            _ => None,
+        };
+        let enrolled_out_of_band = devices.as_ref().is_some_and(|d| !d.is_empty());
+
+        if state.totp.is_none() && !enrolled_out_of_band {
             return match self.policy.unenrolled {
                 Unenrolled::Allow => {
                     self.record_success(user, now, &state).await;
@@ -218,27 +307,59 @@ impl Pipeline {
             };
         }
 
-        match code {
-            Some(code) => {
-                self.second_factor(user, &state, code.expose(), now, info.reply_attributes)
-                    .await
+        let choice = match (asked, &devices) {
+            (Asked::Code(code), _) => {
+                return self
+                    .second_factor(user, &state, code.expose(), now, info.reply_attributes)
+                    .await;
             }
-            None => match self.challenges.issue(
-                user,
-                request.client.clone(),
-                info.reply_attributes,
-                Instant::now(),
-            ) {
-                Some(state) => Verdict {
-                    decision: Decision::Challenge {
-                        state,
-                        reply_message: CHALLENGE_PROMPT.to_string(),
-                    },
-                    reason: "code_required",
-                    factor: "totp",
+            (Asked::Keyword(channel), Some(devices)) => Some(devices.pick(channel)),
+            (Asked::Keyword(_), None) => None,
+            (Asked::Nothing, Some(devices)) => {
+                let out_of_band_only = !self.primary.requires_password();
+                devices.auto(state.totp.is_some(), out_of_band_only)
+            }
+            (Asked::Nothing, None) => None,
+        };
+        if let (Some(choice), Some(oob)) = (choice, &self.oob) {
+            return self
+                .run_out_of_band(oob, choice, request, user, &state, info, now)
+                .await;
+        }
+        self.challenge(
+            request,
+            user,
+            info.reply_attributes,
+            CHALLENGE_PROMPT,
+            "totp",
+        )
+    }
+
+    /// Answers with an Access-Challenge asking for a code (RFC 2865 §4.4).
+    fn challenge(
+        &self,
+        request: &AccessRequest,
+        user: &str,
+        reply_attributes: Vec<Attribute>,
+        prompt: &str,
+        factor: &'static str,
+    ) -> Verdict {
+        let issued = self.challenges.issue(
+            user,
+            request.client.clone(),
+            reply_attributes,
+            Instant::now(),
+        );
+        match issued {
+            Some(state) => Verdict {
+                decision: Decision::Challenge {
+                    state,
+                    reply_message: prompt.to_string(),
                 },
-                None => Verdict::reject("too_many_pending_challenges", "totp", None),
+                reason: "code_required",
+                factor,
             },
+            None => Verdict::reject("too_many_pending_challenges", factor, None),
         }
     }
 
@@ -261,6 +382,13 @@ impl Pipeline {
                 );
             }
             Some(Response::Totp(code)) => match self.check_totp(user, state, &code, now).await {
+                // Not the app's code: it may be the one we texted.
+                Ok(TotpOutcome::Wrong | TotpOutcome::NotEnrolled)
+                    if self.sms_code_matches(user, &code, now).await =>
+                {
+                    self.record_success(user, now, state).await;
+                    return Verdict::accept("ok", "sms", None, reply_attributes);
+                }
                 Ok(TotpOutcome::Accepted) => {
                     self.record_success(user, now, state).await;
                     return Verdict::accept("ok", "totp", None, reply_attributes);
@@ -271,6 +399,11 @@ impl Pipeline {
                     "totp",
                     "This code was already used. Wait for the next code and sign in again.",
                 ),
+                Ok(TotpOutcome::NotEnrolled)
+                    if self.oob.as_ref().is_some_and(|o| o.sms.is_some()) =>
+                {
+                    ("bad_code", "sms", "Wrong or expired code.")
+                }
                 Ok(TotpOutcome::NotEnrolled) => {
                     ("not_enrolled", "totp", "No authenticator app is enrolled.")
                 }
@@ -436,27 +569,63 @@ impl Handler for Pipeline {
 }
 
 #[cfg(test)]
-mod tests {
+mod split_tests {
     use super::*;
+
+    fn split(text: &str, separator: &str, keywords: bool) -> (String, String) {
+        let (password, asked) = split_code(text, separator, keywords);
+        let asked = match asked {
+            Asked::Code(code) => code.expose().clone(),
+            Asked::Keyword(channel) => format!("<{}>", channel.as_str()),
+            Asked::Nothing => "-".to_string(),
+        };
+        (password.expose().clone(), asked)
+    }
 
     #[test]
     fn appended_codes_split_only_when_code_shaped() {
-        let (p, c) = split_code("hunter2,123456", ",");
-        assert_eq!(p.expose(), "hunter2");
-        assert_eq!(c.unwrap().expose(), "123456");
-        let (p, c) = split_code("a,b,123456", ",");
-        assert_eq!(p.expose(), "a,b");
-        assert_eq!(c.unwrap().expose(), "123456");
-        let (p, c) = split_code("pass,word", ",");
-        assert_eq!(p.expose(), "pass,word");
-        assert!(c.is_none());
-        let (p, c) = split_code("pw,abcd-efgh-jkmn", ",");
-        assert_eq!(p.expose(), "pw");
-        assert_eq!(c.unwrap().expose(), "abcd-efgh-jkmn");
-        let (p, c) = split_code("pw|123456", "|");
+        let cases = [
+            ("hunter2,123456", ",", "hunter2", "123456"),
+            ("a,b,123456", ",", "a,b", "123456"),
+            ("pass,word", ",", "pass,word", "-"),
+            ("pw,abcd-efgh-jkmn", ",", "pw", "abcd-efgh-jkmn"),
+            ("pw|123456", "|", "pw", "123456"),
+            // Keywords only mean something when out-of-band factors exist.
+            ("pw,push", ",", "pw,push", "-"),
+        ];
+        for (text, separator, password, asked) in cases {
+            assert_eq!(
+                split(text, separator, false),
+                (password.to_string(), asked.to_string()),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn keywords_split_when_out_of_band_is_configured() {
+        assert_eq!(split("pw,push", ",", true), ("pw".into(), "<push>".into()));
         assert_eq!(
-            (p.expose().as_str(), c.unwrap().expose().as_str()),
-            ("pw", "123456")
+            split("pw,PHONE", ",", true),
+            ("pw".into(), "<phone>".into())
         );
+        assert_eq!(split("p,w,sms", ",", true), ("p,w".into(), "<sms>".into()));
+        assert_eq!(
+            split("pw,123456", ",", true),
+            ("pw".into(), "123456".into())
+        );
+        assert_eq!(split("pushpw", ",", true), ("pushpw".into(), "-".into()));
+        let alone = |t: Option<&str>| match asked_alone(
+            t.map(|t| Secret::new(t.to_string())).as_ref(),
+            true,
+        ) {
+            Asked::Code(code) => code.expose().clone(),
+            Asked::Keyword(channel) => format!("<{}>", channel.as_str()),
+            Asked::Nothing => "-".to_string(),
+        };
+        assert_eq!(alone(None), "-");
+        assert_eq!(alone(Some("")), "-");
+        assert_eq!(alone(Some("push")), "<push>");
+        assert_eq!(alone(Some("123456")), "123456");
     }
 }
