@@ -88,7 +88,13 @@ pub fn build_out_of_band(
     config: &Config,
     key: Arc<SealKey>,
 ) -> anyhow::Result<Option<Arc<OutOfBand>>> {
-    let oob = OutOfBand::new(config.out_of_band.clone(), key);
+    let mut oob = OutOfBand::new(config.out_of_band.clone(), key);
+    if let Some(push) = &config.push {
+        let (sender, default_target) = crate::factor::push::build(push)?;
+        info!(format = push.format.as_str(), "push: enabled");
+        oob.push = Some(sender);
+        oob.default_push_target = default_target;
+    }
     let any =
         oob.push.is_some() || oob.caller.is_some() || oob.sms.is_some() || oob.hosted.is_some();
     Ok(any.then(|| Arc::new(oob)))
@@ -150,6 +156,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         });
     }
     tasks.spawn(wait_for_signal(token.clone()));
+    // The ntfy reply relay: answers come back over a connection we open.
+    if let (Some(push), Some(oob)) = (&config.push, pipeline.out_of_band())
+        && crate::factor::push::spawn_reply_relay(push, oob, token.clone())?.is_some()
+    {
+        info!("push: ntfy reply relay started");
+    }
 
     let options = ServerOptions {
         max_in_flight: config.max_in_flight,

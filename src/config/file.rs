@@ -45,6 +45,9 @@ pub struct ConfigFile {
     /// `[out_of_band]`: holding logins for push, phone and SMS.
     #[serde(default)]
     pub out_of_band: OutOfBandConfig,
+    /// `[push]`: webhook or ntfy push notifications.
+    #[serde(default)]
+    pub push: Option<crate::factor::push::PushConfig>,
 }
 
 /// `[radius]`: the UDP listener.

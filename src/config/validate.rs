@@ -31,6 +31,8 @@ pub struct Config {
     pub duplicate_ttl: Duration,
     /// `[out_of_band]`.
     pub out_of_band: OutOfBandConfig,
+    /// `[push]`, if configured.
+    pub push: Option<crate::factor::push::PushConfig>,
     /// The NAS clients.
     pub clients: Clients,
     /// Primary authentication backend.
@@ -158,6 +160,29 @@ pub fn validate(file: ConfigFile, source: &Path) -> Result<Config, Vec<Problem>>
         );
     }
 
+    if let Some(push) = &file.push {
+        for (key, message) in push.problems() {
+            problems.add(format!("push.{key}"), message);
+        }
+        // The answer has to come back somewhere: the reply topic, or links
+        // to rampart's HTTP listener.
+        let relayed =
+            push.format == crate::factor::push::PushFormat::Ntfy && push.reply_topic.is_some();
+        if !relayed && file.out_of_band.public_url.is_none() {
+            problems.add(
+                "out_of_band.public_url",
+                match push.format {
+                    crate::factor::push::PushFormat::Webhook => {
+                        "missing: webhook answers come back to rampart's HTTP listener; set public_url to the address the receiver (or the phone) reaches it at"
+                    }
+                    crate::factor::push::PushFormat::Ntfy => {
+                        "missing: set public_url (the phone reaches rampart) or [push] reply_topic (answers relayed through the ntfy server)"
+                    }
+                },
+            );
+        }
+    }
+
     if let Err(error) = tracing_subscriber::EnvFilter::try_new(&file.log.level) {
         problems.add("log.level", format!("not a valid filter: {error}"));
     }
@@ -185,6 +210,7 @@ pub fn validate(file: ConfigFile, source: &Path) -> Result<Config, Vec<Problem>>
         max_in_flight: file.radius.max_in_flight,
         duplicate_ttl: Duration::from_secs(file.radius.duplicate_cache_secs),
         out_of_band: file.out_of_band,
+        push: file.push,
         clients,
         primary: file.primary,
         totp: file.totp,

@@ -11,5 +11,6 @@ mod load_smoke;
 mod login;
 mod operations;
 mod push;
+mod push_e2e;
 mod upstream;
 mod wire;

@@ -10,6 +10,7 @@ pub mod freeradius;
 pub mod mock_ad;
 pub mod ntfy;
 pub mod phone;
+pub mod proxy;
 pub mod slapd;
 
 use std::io::{BufRead, BufReader, Write};
