@@ -456,7 +456,8 @@ async fn relay_catches_up_on_answers_sent_while_the_stream_was_down() {
     assert!(ntfy.wait_for_subscribers(1, WAIT).await);
     let phone = Phone::new();
 
-    // A first answer, so the relay knows a message id.
+    // Before any message: the stream drops, the user taps while it is down;
+    // the relay comes back asking for everything since the server's `open`.
     let first = park(&oob, "alice");
     sender
         .send(
@@ -465,8 +466,22 @@ async fn relay_catches_up_on_answers_sent_while_the_stream_was_down() {
         )
         .await
         .unwrap();
-    phone.run(&ntfy, ALICE_TOPIC, 0, Script::Deny).await;
+    ntfy.cut_streams();
+    assert!(ntfy.wait_for_subscribers(0, WAIT).await);
+    let (_, tap) = phone.run(&ntfy, ALICE_TOPIC, 0, Script::Deny).await;
+    assert_eq!(tap.unwrap().status, 200);
     assert_eq!(first.wait(WAIT).await, Answer::Denied);
+    let resubscribe = ntfy
+        .requests()
+        .into_iter()
+        .rfind(|r| r.path.ends_with("/json"))
+        .unwrap();
+    let since = resubscribe.query.unwrap();
+    let since: i64 = since.strip_prefix("since=").unwrap().parse().unwrap();
+    assert!(
+        (unix_now() as i64 - since).abs() < 30,
+        "since={since}: a time"
+    );
     let first_reply_id = ntfy.messages(REPLY_TOPIC)[0]["id"]
         .as_str()
         .unwrap()

@@ -30,6 +30,12 @@ struct Setup {
 /// reply topic, and alice with a password and a push topic from
 /// `rampart enroll push --server`.
 fn start(timeout_secs: u64) -> Setup {
+    start_with_token(timeout_secs, NTFY_TOKEN)
+}
+
+/// [`start`] with the access token rampart is given (the server knows
+/// [`NTFY_TOKEN`] only).
+fn start_with_token(timeout_secs: u64, rampart_token: &str) -> Setup {
     let ntfy = Ntfy::start_with(NtfyOptions {
         auth: Some(Auth {
             tokens: vec![(NTFY_TOKEN.into(), "*".into(), Perm::ReadWrite)],
@@ -39,7 +45,7 @@ fn start(timeout_secs: u64) -> Setup {
     });
     let token_dir = tempfile::tempdir().unwrap();
     let token_file = token_dir.path().join("ntfy.token");
-    std::fs::write(&token_file, format!("{NTFY_TOKEN}\n")).unwrap();
+    std::fs::write(&token_file, format!("{rampart_token}\n")).unwrap();
     let rampart = Rampart::start_with(Options {
         extra: format!(
             r#"
@@ -57,11 +63,13 @@ reply_topic = "{REPLY_TOPIC}"
         ),
         ..Options::default()
     });
-    assert!(
-        rampart.wait_for_log("ntfy reply relay subscribed", Duration::from_secs(10)),
-        "{}",
-        rampart.logs()
-    );
+    if rampart_token == NTFY_TOKEN {
+        assert!(
+            rampart.wait_for_log("ntfy reply relay subscribed", Duration::from_secs(10)),
+            "{}",
+            rampart.logs()
+        );
+    }
     rampart.add_user("alice", PASSWORD);
     let (code, out, err) = cli(
         &rampart.config,
@@ -316,4 +324,99 @@ signing_secret = "{signing_secret}"
             push["deny_token"].as_str().unwrap(),
         ],
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ntfy_refusing_rampart_token_rejects_the_login_and_is_counted() {
+    let wrong = "tk_e2ewrongtoken000000000000001";
+    let setup = start_with_token(30, wrong);
+    let (rampart, ntfy) = (&setup.rampart, &setup.ntfy);
+    // The relay's subscription is refused (401) and retried with backoff.
+    assert!(rampart.wait_for_log(
+        "ntfy reply relay: subscription failed",
+        Duration::from_secs(10)
+    ));
+    assert!(rampart.metric("rampart_push_relay_reconnects_total{reason=\"status\"}") >= 1.0);
+    let started = Instant::now();
+    let (reply, _) = login(rampart, "alice").await.await.unwrap();
+    reply.assert_code("Access-Reject");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no hold when nothing was sent"
+    );
+    assert!(
+        reply
+            .attribute("Reply-Message")
+            .is_some_and(|m| m.contains("could not be sent")),
+        "{}",
+        reply.output
+    );
+    assert!(ntfy.messages(&setup.topic).is_empty());
+    assert!(
+        ntfy.requests()
+            .iter()
+            .any(|r| r.path == "/" && r.status == 401),
+        "the emulator refused the publish"
+    );
+    assert_eq!(
+        rampart.metric("rampart_provider_errors_total{channel=\"push\",reason=\"status\"}"),
+        1.0
+    );
+    assert!(rampart.logs().contains("unauthorized"));
+    assert_not_logged(rampart, &[wrong, REPLY_TOPIC, setup.topic.as_str()]);
+}
+
+#[test]
+fn bad_push_sections_are_reported_by_key_without_their_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |extra: &str| {
+        let config = crate::common::write_config(
+            dir.path(),
+            &Options {
+                extra: extra.to_string(),
+                ..Options::default()
+            },
+        );
+        let (code, out, err) = cli(&config, &["check-config"], "");
+        (code, format!("{out}{err}"))
+    };
+    let (code, text) = check(
+        r#"
+[push]
+format = "ntfy"
+token = "tk_never_print_me_0000000000001"
+reply_topic = "short"
+priority = 7
+"#,
+    );
+    assert_ne!(code, 0, "{text}");
+    for expected in [
+        "push.reply_topic: too short to be unguessable",
+        "push.url: missing",
+        "push.priority: must be between 1 (min) and 5 (max)",
+    ] {
+        assert!(text.contains(expected), "{expected:?} not in:\n{text}");
+    }
+    assert!(!text.contains("tk_never_print_me"), "{text}");
+
+    let (code, text) = check(
+        r#"
+[push]
+format = "webhook"
+url = "https://hooks.example/rampart"
+reply_topic = "rampart-replies-5Jx0qW8nT2cR4vLz"
+"#,
+    );
+    assert_ne!(code, 0, "{text}");
+    for expected in [
+        "push.signing_secret: missing",
+        "push.reply_topic: only used with format = \"ntfy\"",
+        "out_of_band.public_url: missing: webhook answers come back",
+    ] {
+        assert!(text.contains(expected), "{expected:?} not in:\n{text}");
+    }
+
+    let (code, text) = check("[push]\nformat = \"pager\"\ntopic = \"x\"\n");
+    assert_ne!(code, 0, "{text}");
+    assert!(text.contains("push.format"), "{text}");
 }

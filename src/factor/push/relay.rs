@@ -11,8 +11,10 @@
 //! When the stream drops, fails, or stays silent longer than two keepalives,
 //! it reconnects with exponential backoff (1 s to 30 s) and asks for what it
 //! missed with `since=`: the id of the last message it saw (ntfy returns the
-//! cached messages after it), or, before any message, the unix time the relay
-//! started — so a tap while the connection was down still counts.
+//! cached messages after it), or, before any message, the time of the last
+//! `open` event — the server's own clock, so clock skew loses nothing — or at
+//! first the unix time the relay started. A tap while the connection was
+//! down still counts.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,7 +69,7 @@ pub fn spawn_reply_relay(
         token,
         oob,
         last_id: None,
-        started: unix_now(),
+        since_time: unix_now(),
     };
     Ok(Some(tokio::spawn(relay.run(cancel))))
 }
@@ -80,7 +82,9 @@ struct Relay {
     oob: Arc<OutOfBand>,
     /// The id of the last `message` event handled, for `since=`.
     last_id: Option<String>,
-    started: u64,
+    /// Before any message: the server time of the last `open` event (at
+    /// first, our start time), for `since=`.
+    since_time: u64,
 }
 
 /// One line of ntfy's JSON stream (docs "JSON message format").
@@ -91,6 +95,8 @@ struct Event {
     event: String,
     #[serde(default)]
     message: Option<String>,
+    #[serde(default)]
+    time: Option<u64>,
 }
 
 impl Relay {
@@ -139,7 +145,7 @@ impl Relay {
         let since = self
             .last_id
             .clone()
-            .unwrap_or_else(|| self.started.to_string());
+            .unwrap_or_else(|| self.since_time.to_string());
         let mut request = self.http.get(&self.url).query(&[("since", since)]);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token.expose());
@@ -190,7 +196,12 @@ impl Relay {
                 let body = event.message.unwrap_or_default();
                 let _ = answer::apply(&self.oob, body.trim(), unix_now(), Via::NtfyRelay);
             }
-            "open" => info!("ntfy reply relay subscribed"),
+            "open" => {
+                if let Some(time) = event.time {
+                    self.since_time = time;
+                }
+                info!("ntfy reply relay subscribed");
+            }
             // keepalive, poll_request, and whatever later versions add.
             _ => {}
         }
