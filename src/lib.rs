@@ -11,11 +11,14 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod factor;
 pub mod http;
+pub mod mail;
+
 pub mod pipeline;
 pub mod radius;
 pub mod seal;

@@ -6,6 +6,7 @@
 mod health;
 mod metrics;
 pub mod oob;
+mod twilio;
 
 use std::sync::Arc;
 
@@ -33,6 +34,7 @@ pub fn router(state: HttpState) -> Router {
         .merge(metrics::routes())
         .merge(health::routes())
         .merge(oob::routes())
+        .merge(twilio::routes())
         .with_state(state)
 }
 

@@ -12,5 +12,8 @@ mod login;
 mod operations;
 mod push;
 mod push_e2e;
+mod twilio_e2e;
+mod twilio_phone;
+mod twilio_sms;
 mod upstream;
 mod wire;

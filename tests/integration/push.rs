@@ -4,10 +4,10 @@
 //! forged, expired and other users' tokens), and the HTTP answer endpoint.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use rampart::factor::oob::pending::{JoinKey, Park, Parked};
 use rampart::factor::oob::token::Tokens;
 use rampart::factor::oob::{
@@ -29,21 +29,16 @@ const WAIT: Duration = Duration::from_secs(10);
 
 // ---- helpers ----
 
-/// The Prometheus recorder of this test process (installed once).
+/// The test process's recorder (shared with the other in-process tests).
 fn recorder() -> &'static PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE.get_or_init(|| PrometheusBuilder::new().install_recorder().unwrap())
+    crate::common::recorder::metrics()
 }
 
-/// Tests that read counters run one at a time (counters are process-wide).
+/// Tests here that read counters run one at a time.
 static COUNTERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn counter(series: &str) -> f64 {
-    recorder()
-        .render()
-        .lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(0.0)
+    crate::common::recorder::counter(series)
 }
 
 fn refused(reason: &str) -> f64 {

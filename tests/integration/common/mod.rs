@@ -11,7 +11,9 @@ pub mod mock_ad;
 pub mod ntfy;
 pub mod phone;
 pub mod proxy;
+pub mod recorder;
 pub mod slapd;
+pub mod twilio;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
