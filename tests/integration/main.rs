@@ -11,7 +11,6 @@ mod load_smoke;
 mod login;
 mod operations;
 mod push;
-mod push_e2e;
 mod twilio_e2e;
 mod twilio_phone;
 mod twilio_sms;
