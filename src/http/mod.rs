@@ -6,6 +6,7 @@
 pub mod admin;
 mod health;
 mod metrics;
+pub mod oob;
 mod twilio;
 
 use std::sync::Arc;
@@ -49,6 +50,7 @@ pub fn router(state: HttpState) -> Router {
         .merge(metrics::routes())
         .merge(health::routes())
         .merge(admin::routes())
+        .merge(oob::routes())
         .merge(twilio::routes())
         .with_state(state)
 }

@@ -11,6 +11,7 @@ mod ldap_backend;
 mod load_smoke;
 mod login;
 mod operations;
+mod push;
 mod twilio_e2e;
 mod twilio_phone;
 mod twilio_sms;
