@@ -50,14 +50,12 @@ pub async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Arc<
     Ok((Arc::new(store), Arc::new(key)))
 }
 
-/// Builds the pipeline for a configuration over an open store.
-pub fn build_pipeline(
+/// The primary backend `[primary]` names.
+pub fn build_primary(
     config: &Config,
     store: Arc<dyn Store>,
-    key: Arc<SealKey>,
-    audit: Option<AuditLog>,
-) -> anyhow::Result<Pipeline> {
-    let primary: Arc<dyn PrimaryAuth> = match &config.primary {
+) -> anyhow::Result<Arc<dyn PrimaryAuth>> {
+    Ok(match &config.primary {
         PrimaryConfig::Local(_) => {
             Arc::new(LocalAuth::new(store.clone()).map_err(anyhow::Error::msg)?)
         }
@@ -68,7 +66,17 @@ pub fn build_pipeline(
             info!(servers = ?backend.addresses(), "primary: upstream RADIUS");
             Arc::new(backend)
         }
-    };
+    })
+}
+
+/// Builds the pipeline for a configuration over an open store.
+pub fn build_pipeline(
+    config: &Config,
+    store: Arc<dyn Store>,
+    key: Arc<SealKey>,
+    audit: Option<AuditLog>,
+) -> anyhow::Result<Pipeline> {
+    let primary = build_primary(config, store.clone())?;
     let pipeline = Pipeline::new(
         primary,
         TotpFactor::new(store.clone(), key.clone(), config.totp.clone()),

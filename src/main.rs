@@ -43,6 +43,33 @@ enum Command {
         command: EnrollCommand,
     },
     /// Send a test Access-Request to a running rampart (password from stdin).
+    /// Print a single-use enrollment link for a user (and e-mail it with --email).
+    Invite {
+        name: String,
+        /// Send the link to this address (needs [smtp]).
+        #[arg(long)]
+        email: Option<String>,
+        /// Hours the link stays valid (default [admin] invitation_hours).
+        #[arg(long)]
+        hours: Option<u64>,
+    },
+    /// App passwords for mail and other apps that cannot do a second factor.
+    AppPassword {
+        #[command(subcommand)]
+        command: AppPasswordCommand,
+    },
+    /// The audit log, newest first.
+    Audit {
+        /// Only this user.
+        #[arg(long)]
+        user: Option<String>,
+        /// How far back.
+        #[arg(long, default_value_t = 24)]
+        hours: u64,
+        /// At most this many rows.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
     Radtest {
         /// User name.
         user: String,
@@ -68,6 +95,24 @@ enum UserCommand {
     Del { name: String },
     /// List users with their enrollment state.
     List,
+    /// One user's factors, devices, app passwords and recent logins (JSON).
+    Show { name: String },
+    /// Clear a lockout.
+    Unlock { name: String },
+    /// Remove a factor so the user enrolls again: totp, recovery, push or phone.
+    Reset { name: String, factor: String },
+    /// Users (and directory users) without any second factor.
+    Unenrolled,
+}
+
+#[derive(Subcommand)]
+enum AppPasswordCommand {
+    /// Create one; printed once.
+    Add { name: String, label: String },
+    /// List a user's app passwords.
+    List { name: String },
+    /// Revoke one, or all without a label.
+    Revoke { name: String, label: Option<String> },
 }
 
 #[derive(Subcommand)]
@@ -150,6 +195,18 @@ fn main() -> ExitCode {
                 UserCommand::Passwd { name } => cli::user_passwd(&config, &name).await.map(|()| 0),
                 UserCommand::Del { name } => cli::user_del(&config, &name).await.map(|()| 0),
                 UserCommand::List => cli::user_list(&config).await.map(|()| 0),
+                UserCommand::Show { name } => {
+                    cli::admin::user_show(&config, &name).await.map(|()| 0)
+                }
+                UserCommand::Unlock { name } => {
+                    cli::admin::user_unlock(&config, &name).await.map(|()| 0)
+                }
+                UserCommand::Reset { name, factor } => {
+                    cli::admin::user_reset(&config, &name, &factor)
+                        .await
+                        .map(|()| 0)
+                }
+                UserCommand::Unenrolled => cli::admin::user_unenrolled(&config).await.map(|()| 0),
             },
             Command::Enroll { command } => match command {
                 EnrollCommand::Totp { name } => cli::enroll_totp(&config, &name).await.map(|()| 0),
@@ -185,6 +242,31 @@ fn main() -> ExitCode {
                     cli::devices::enroll_list(&config, &name).await.map(|()| 0)
                 }
             },
+            Command::Invite { name, email, hours } => {
+                cli::admin::invite(&config, &name, email.as_deref(), hours)
+                    .await
+                    .map(|()| 0)
+            }
+            Command::AppPassword { command } => match command {
+                AppPasswordCommand::Add { name, label } => {
+                    cli::admin::app_password_add(&config, &name, &label)
+                        .await
+                        .map(|()| 0)
+                }
+                AppPasswordCommand::List { name } => cli::admin::app_password_list(&config, &name)
+                    .await
+                    .map(|()| 0),
+                AppPasswordCommand::Revoke { name, label } => {
+                    cli::admin::app_password_revoke(&config, &name, label.as_deref())
+                        .await
+                        .map(|()| 0)
+                }
+            },
+            Command::Audit { user, hours, limit } => {
+                cli::admin::audit(&config, user.as_deref(), hours, limit)
+                    .await
+                    .map(|()| 0)
+            }
             Command::Radtest {
                 user,
                 server,

@@ -2,6 +2,7 @@
 //! from stdin (without echo on a terminal), never from argv where `ps` and shell
 //! history would keep them. Bulk TOTP import lives in [`import`].
 
+pub mod admin;
 pub mod devices;
 pub mod import;
 
@@ -121,7 +122,7 @@ pub async fn user_del(config: &Config, name: &str) -> anyhow::Result<()> {
     }
 }
 
-fn format_time(unix: Option<i64>) -> String {
+pub(crate) fn format_time(unix: Option<i64>) -> String {
     match unix {
         None => "-".into(),
         Some(t) => {

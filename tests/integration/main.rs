@@ -2,6 +2,7 @@
 //! `radclient` (freeradius-utils) and by rampart's own Rust client. One test
 //! binary for the whole suite (each file under tests/ would link its own).
 
+mod admin;
 mod bulk_import;
 mod common;
 mod config_errors;

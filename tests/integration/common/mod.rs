@@ -40,6 +40,10 @@ pub struct Options {
     pub primary: Option<String>,
     /// Extra top-level tables appended to the file.
     pub extra: String,
+    /// `[http] public_url`.
+    pub http_public_url: Option<String>,
+    /// The client accepts app passwords.
+    pub allow_app_passwords: bool,
 }
 
 pub struct Rampart {
@@ -72,6 +76,7 @@ name = "test-nas"
 address = "{address}"
 secret = "{SECRET}"
 require_message_authenticator = {require}
+allow_app_passwords = {app_passwords}
 
 [primary]
 {primary}
@@ -90,12 +95,19 @@ level = "debug"
 
 [http]
 listen = "127.0.0.1:0"
+{public_url}
 
 {extra}
 "#,
         primary = options.primary.as_deref().unwrap_or("backend = \"local\""),
         extra = options.extra,
         require = !options.lax_message_authenticator,
+        app_passwords = options.allow_app_passwords,
+        public_url = options
+            .http_public_url
+            .as_ref()
+            .map(|u| format!("public_url = \"{u}\""))
+            .unwrap_or_default(),
         address = options.client_address.as_deref().unwrap_or("127.0.0.0/8"),
         policy = options.policy,
         db = dir.join("var/rampart.db").display(),

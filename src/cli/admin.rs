@@ -1,0 +1,199 @@
+//! The admin's commands that match the JSON admin API: show a user, unlock,
+//! reset a factor, app passwords, invitations, the "not enrolled" list and
+//! the audit log. They open the same store as the daemon and share
+//! [`crate::admin`] with the API, so both report the same things.
+
+use anyhow::{Context, bail};
+
+use super::{checked_user_name, now};
+use crate::admin;
+use crate::config::Config;
+use crate::factor::app_password;
+use crate::store::StoreError;
+
+/// `rampart user show NAME`: the user's state as JSON (the API's format).
+pub async fn user_show(config: &Config, name: &str) -> anyhow::Result<()> {
+    let user = checked_user_name(name)?;
+    let (store, _) = crate::app::open_store(config).await?;
+    let Some(summary) = store.user(&user).await? else {
+        bail!("no user {user}");
+    };
+    let mut value = admin::summary_json(store.as_ref(), &summary, now()).await?;
+    value["app_passwords"] = serde_json::json!(
+        store
+            .app_passwords(&user)
+            .await?
+            .into_iter()
+            .map(|p| serde_json::json!({"label": p.label, "created_at": p.created_at, "last_used": p.last_used}))
+            .collect::<Vec<_>>()
+    );
+    value["recent"] = serde_json::json!(
+        store
+            .audit(Some(&user), 0, i64::MAX, 20)
+            .await?
+            .iter()
+            .map(admin::audit_json)
+            .collect::<Vec<_>>()
+    );
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    Ok(())
+}
+
+/// `rampart user unlock NAME`
+pub async fn user_unlock(config: &Config, name: &str) -> anyhow::Result<()> {
+    let user = checked_user_name(name)?;
+    let (store, _) = crate::app::open_store(config).await?;
+    if store.unlock(&user).await? {
+        println!("{user} unlocked");
+    } else {
+        println!("{user} was not locked; failure count cleared");
+    }
+    Ok(())
+}
+
+/// `rampart user reset NAME FACTOR`
+pub async fn user_reset(config: &Config, name: &str, factor: &str) -> anyhow::Result<()> {
+    let user = checked_user_name(name)?;
+    let (store, _) = crate::app::open_store(config).await?;
+    match admin::reset_factor(store.as_ref(), &user, factor).await {
+        Ok(removed) => {
+            println!(
+                "{factor} of {user} reset ({removed} removed); they enroll again on the portal"
+            );
+            Ok(())
+        }
+        Err(admin::OpError::Store(StoreError::NoSuchUser(_))) => bail!("no user {user}"),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `rampart user unenrolled`
+pub async fn user_unenrolled(config: &Config) -> anyhow::Result<()> {
+    let (store, _) = crate::app::open_store(config).await?;
+    let primary = crate::app::build_primary(config, store.clone())?;
+    let group = config.admin.enrollment_group.as_deref();
+    let (source, users) = admin::unenrolled(store.as_ref(), primary.as_ref(), group).await?;
+    for user in &users {
+        println!("{user}");
+    }
+    eprintln!(
+        "{} user(s) without a second factor (from the {source}{})",
+        users.len(),
+        group.map(|g| format!(", group {g}")).unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// `rampart app-password add NAME LABEL`: prints the password once.
+pub async fn app_password_add(config: &Config, name: &str, label: &str) -> anyhow::Result<()> {
+    let user = checked_user_name(name)?;
+    if label.is_empty() || label.len() > 64 || label.chars().any(char::is_control) {
+        bail!("label: 1 to 64 printable characters, e.g. outlook-laptop");
+    }
+    let (store, key) = crate::app::open_store(config).await?;
+    let password = app_password::generate();
+    let hash = app_password::hash(&key, &user, password.expose());
+    match store.add_app_password(&user, label, &hash, now()).await {
+        Ok(()) => {}
+        Err(StoreError::AlreadyExists(_)) => {
+            bail!("{user} already has an app password {label:?}; revoke it first")
+        }
+        Err(e) => return Err(e.into()),
+    }
+    println!("{}", password.expose());
+    eprintln!(
+        "App password {label:?} for {user}: type it in the app instead of the password (no code needed).\n\
+         It is shown only now. It works only through clients with allow_app_passwords = true."
+    );
+    Ok(())
+}
+
+/// `rampart app-password list NAME`
+pub async fn app_password_list(config: &Config, name: &str) -> anyhow::Result<()> {
+    let user = checked_user_name(name)?;
+    let (store, _) = crate::app::open_store(config).await?;
+    for p in store.app_passwords(&user).await? {
+        println!(
+            "{:<24} created {} last used {}",
+            p.label,
+            super::format_time(Some(p.created_at)),
+            super::format_time(p.last_used)
+        );
+    }
+    Ok(())
+}
+
+/// `rampart app-password revoke NAME [LABEL]`
+pub async fn app_password_revoke(
+    config: &Config,
+    name: &str,
+    label: Option<&str>,
+) -> anyhow::Result<()> {
+    let user = checked_user_name(name)?;
+    let (store, _) = crate::app::open_store(config).await?;
+    let revoked = store.revoke_app_password(&user, label).await?;
+    if revoked == 0 && label.is_some() {
+        bail!("{user} has no app password {:?}", label.unwrap_or_default());
+    }
+    println!("{revoked} app password(s) of {user} revoked");
+    Ok(())
+}
+
+/// `rampart invite NAME [--email ADDR] [--hours N]`: prints the link; with
+/// `--email` and `[smtp]`, also mails it.
+pub async fn invite(
+    config: &Config,
+    name: &str,
+    email: Option<&str>,
+    hours: Option<u64>,
+) -> anyhow::Result<()> {
+    let user = checked_user_name(name)?;
+    let Some(base) = &config.public_url else {
+        bail!("set [http] public_url (the portal's address): invitation links point there");
+    };
+    let mailer = match (email, &config.smtp) {
+        (Some(_), None) => bail!("--email needs an [smtp] section"),
+        (Some(_), Some(smtp)) => Some(crate::mail::Mailer::new(smtp)?),
+        (None, _) => None,
+    };
+    let hours = hours.unwrap_or(config.admin.invitation_hours).clamp(1, 720);
+    let (store, key) = crate::app::open_store(config).await?;
+    let invitation = crate::invite::create(&store, &key, &user, hours, base, now()).await?;
+    println!("{}", invitation.url.expose());
+    eprintln!(
+        "Single-use enrollment link for {user}, valid {hours} hour(s). Give it only to {user}."
+    );
+    if let (Some(to), Some(mailer)) = (email, mailer) {
+        crate::invite::email(&mailer, to, &invitation, &config.admin.organisation)
+            .await
+            .context("the invitation was created but the e-mail failed")?;
+        eprintln!("e-mailed to {to}");
+    }
+    Ok(())
+}
+
+/// `rampart audit [--user U] [--hours H] [--limit N]`: newest first.
+pub async fn audit(
+    config: &Config,
+    user: Option<&str>,
+    hours: u64,
+    limit: u32,
+) -> anyhow::Result<()> {
+    let user = user.map(checked_user_name).transpose()?;
+    let (store, _) = crate::app::open_store(config).await?;
+    let since = now() - hours as i64 * 3600;
+    for event in store.audit(user.as_deref(), since, i64::MAX, limit).await? {
+        println!(
+            "{} {:<20} {:<10} {:<9} {:<28} {:<12} {} {}ms",
+            super::format_time(Some(event.time)),
+            event.user,
+            event.client,
+            event.outcome,
+            event.reason,
+            event.factor,
+            event.station.as_deref().unwrap_or("-"),
+            event.duration_ms
+        );
+    }
+    Ok(())
+}
