@@ -121,7 +121,7 @@ pub async fn user_del(config: &Config, name: &str) -> anyhow::Result<()> {
     }
 }
 
-fn format_time(unix: Option<i64>) -> String {
+pub(crate) fn format_time(unix: Option<i64>) -> String {
     match unix {
         None => "-".into(),
         Some(t) => {

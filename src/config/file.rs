@@ -8,6 +8,7 @@ use serde::Deserialize;
 use crate::auth::PrimaryConfig;
 use crate::factor::oob::OutOfBandConfig;
 use crate::factor::totp::TotpConfig;
+use crate::portal::PortalConfig;
 use crate::store::StoreConfig;
 use crate::username::UsernameConfig;
 
@@ -45,6 +46,9 @@ pub struct ConfigFile {
     /// `[out_of_band]`: holding logins for push, phone and SMS.
     #[serde(default)]
     pub out_of_band: OutOfBandConfig,
+    /// `[portal]`: the self-enrollment portal.
+    #[serde(default)]
+    pub portal: PortalConfig,
 }
 
 /// `[radius]`: the UDP listener.

@@ -13,6 +13,7 @@ use super::file::{ConfigFile, LogFormat, Unenrolled};
 use crate::auth::PrimaryConfig;
 use crate::factor::oob::OutOfBandConfig;
 use crate::factor::totp::TotpConfig;
+use crate::portal::PortalConfig;
 use crate::radius::clients::{Client, Clients};
 use crate::secret::Secret;
 use crate::store::StoreConfig;
@@ -47,8 +48,10 @@ pub struct Config {
     pub log_level: String,
     /// Log format.
     pub log_format: LogFormat,
-    /// HTTP listener (metrics, health), if any.
+    /// HTTP listener (metrics, health, portal), if any.
     pub http_listen: Option<SocketAddr>,
+    /// `[portal]`.
+    pub portal: PortalConfig,
 }
 
 /// Login policy, validated.
@@ -158,6 +161,16 @@ pub fn validate(file: ConfigFile, source: &Path) -> Result<Config, Vec<Problem>>
         );
     }
 
+    for (key, message) in file.portal.problems() {
+        problems.add(format!("portal.{key}"), message);
+    }
+    if file.portal.enabled && file.http.listen.is_none() {
+        problems.add(
+            "portal.enabled",
+            "needs [http] listen: the portal is served on rampart's HTTP listener",
+        );
+    }
+
     if let Err(error) = tracing_subscriber::EnvFilter::try_new(&file.log.level) {
         problems.add("log.level", format!("not a valid filter: {error}"));
     }
@@ -201,6 +214,7 @@ pub fn validate(file: ConfigFile, source: &Path) -> Result<Config, Vec<Problem>>
         log_level: file.log.level,
         log_format: file.log.format,
         http_listen,
+        portal: file.portal,
     })
 }
 

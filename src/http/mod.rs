@@ -1,6 +1,6 @@
 //! The HTTP listener: one axum router on its own port for everything that is
-//! not RADIUS — `/metrics` and `/healthz` now; the push approval callbacks and
-//! the enrollment portal join it later. Takes a bound listener and a
+//! not RADIUS — `/metrics`, `/healthz`, and the self-enrollment portal under
+//! `/enroll` when `[portal]` enables it. Takes a bound listener and a
 //! cancellation token, like the RADIUS server.
 
 mod health;
@@ -24,14 +24,20 @@ pub struct HttpState {
     pub store: Arc<dyn Store>,
     /// Parked logins and answer tokens, when out-of-band factors are configured.
     pub oob: Option<Arc<crate::factor::oob::OutOfBand>>,
+    /// The self-enrollment portal (`[portal] enabled`): its routes are
+    /// mounted under `/enroll` only when it is set.
+    pub portal: Option<Arc<crate::portal::Portal>>,
 }
 
 /// The router with every route.
 pub fn router(state: HttpState) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .merge(metrics::routes())
-        .merge(health::routes())
-        .with_state(state)
+        .merge(health::routes());
+    if let Some(portal) = &state.portal {
+        router = router.merge(crate::portal::routes(portal.clone()));
+    }
+    router.with_state(state)
 }
 
 /// Serves HTTP until `token` is cancelled, then finishes open requests.
@@ -40,7 +46,9 @@ pub async fn serve(
     router: Router,
     token: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
+    // The peer address reaches handlers (the portal's per-address sign-in limit).
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(async move { token.cancelled().await })
         .await
 }

@@ -160,6 +160,12 @@ impl Pipeline {
         self
     }
 
+    /// The primary backend, shared with the enrollment portal (one LDAP
+    /// pool, one set of upstream RADIUS servers).
+    pub fn primary(&self) -> Arc<dyn PrimaryAuth> {
+        self.primary.clone()
+    }
+
     /// The out-of-band providers and tables, shared with the HTTP listener.
     pub fn out_of_band(&self) -> Option<Arc<OutOfBand>> {
         self.oob.clone()
