@@ -12,6 +12,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::audit::AuditLog;
 use crate::auth::{LdapAuth, LocalAuth, NoPrimary, PrimaryAuth, PrimaryConfig, UpstreamAuth};
 use crate::config::{Config, LogFormat};
 use crate::factor::oob::OutOfBand;
@@ -54,6 +55,7 @@ pub fn build_pipeline(
     config: &Config,
     store: Arc<dyn Store>,
     key: Arc<SealKey>,
+    audit: Option<AuditLog>,
 ) -> anyhow::Result<Pipeline> {
     let primary: Arc<dyn PrimaryAuth> = match &config.primary {
         PrimaryConfig::Local(_) => {
@@ -76,6 +78,16 @@ pub fn build_pipeline(
         config.username.clone(),
         key.clone(),
     );
+    let app_password_clients = config
+        .clients
+        .iter()
+        .filter(|c| c.allow_app_passwords)
+        .map(|c| c.name.clone())
+        .collect();
+    let mut pipeline = pipeline.with_app_password_clients(app_password_clients);
+    if let Some(audit) = audit {
+        pipeline = pipeline.with_audit(audit);
+    }
     Ok(match build_out_of_band(config, key)? {
         Some(oob) => pipeline.with_out_of_band(oob),
         None => pipeline,
@@ -88,7 +100,20 @@ pub fn build_out_of_band(
     config: &Config,
     key: Arc<SealKey>,
 ) -> anyhow::Result<Option<Arc<OutOfBand>>> {
-    let oob = OutOfBand::new(config.out_of_band.clone(), key);
+    let mut oob = OutOfBand::new(config.out_of_band.clone(), key);
+    if let Some(sms) = &config.sms {
+        oob.sms = Some(sms.build().map_err(|e| anyhow::anyhow!("[sms] {e}"))?);
+        info!(provider = sms.provider(), "sms: text codes enabled");
+    }
+    if let Some(phone) = &config.phone {
+        // Validation guarantees public_url with [phone].
+        let public_url = config.out_of_band.public_url.as_deref().unwrap_or_default();
+        let caller = crate::factor::phone::TwilioCaller::new(phone, public_url)
+            .map_err(|e| anyhow::anyhow!("[phone] {e}"))?;
+        oob.phone_callbacks = Some(caller.callbacks());
+        oob.caller = Some(Arc::new(caller));
+        info!("phone: verification calls enabled");
+    }
     let any =
         oob.push.is_some() || oob.caller.is_some() || oob.sms.is_some() || oob.hosted.is_some();
     Ok(any.then(|| Arc::new(oob)))
@@ -102,7 +127,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         None => None,
     };
     let (store, key) = open_store(&config).await?;
-    let pipeline = Arc::new(build_pipeline(&config, store.clone(), key.clone())?);
+    let (audit, audit_task) = AuditLog::spawn(
+        store.clone(),
+        Duration::from_secs(config.store.audit_retention_days * 86_400),
+        token.clone(),
+    );
+    let pipeline = Arc::new(build_pipeline(&config, store.clone(), key.clone(), Some(audit))?);
     let oob = pipeline.out_of_band();
     let portal = config.portal.enabled.then(|| {
         Arc::new(crate::portal::Portal::new(crate::portal::PortalParts {
@@ -205,6 +235,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .context("RADIUS listener failed")?;
     token.cancel();
     tasks.shutdown().await;
+    // The pipeline (and its audit handle) is gone with the RADIUS thread: the
+    // writer flushes what is queued and ends.
+    let _ = audit_task.await;
     info!("stopped");
     Ok(())
 }

@@ -12,11 +12,13 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod factor;
 pub mod http;
+
 pub mod pipeline;
 pub mod portal;
 pub mod radius;

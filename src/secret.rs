@@ -51,6 +51,14 @@ impl From<Vec<u8>> for Secret<Vec<u8>> {
     }
 }
 
+/// Deserializes an optional inline secret straight into a [`Secret`], for
+/// config keys such as `auth_token` (`#[serde(default, deserialize_with = ...)]`).
+pub fn deserialize_optional<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Secret<String>>, D::Error> {
+    Ok(<Option<String> as serde::Deserialize>::deserialize(d)?.map(Secret::new))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

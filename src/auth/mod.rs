@@ -136,4 +136,13 @@ pub trait PrimaryAuth: Send + Sync + 'static {
     /// Checks the credentials. Must take about as long for unknown users as for
     /// known ones so that timing does not reveal which user names exist.
     async fn verify(&self, request: &PrimaryRequest<'_>) -> Result<PrimaryOutcome, PrimaryError>;
+
+    /// The directory's user names, optionally only members of `group` (a
+    /// DN), for the admin's "who has not enrolled" list. `None` when the
+    /// backend cannot list users (upstream RADIUS, none; local users are in
+    /// the store already).
+    async fn list_users(&self, group: Option<&str>) -> Result<Option<Vec<String>>, PrimaryError> {
+        let _ = group;
+        Ok(None)
+    }
 }

@@ -7,6 +7,8 @@ use serde::Deserialize;
 
 use crate::auth::PrimaryConfig;
 use crate::factor::oob::OutOfBandConfig;
+use crate::factor::phone::PhoneConfig;
+use crate::factor::sms::SmsConfig;
 use crate::factor::totp::TotpConfig;
 use crate::portal::PortalConfig;
 use crate::store::StoreConfig;
@@ -46,6 +48,12 @@ pub struct ConfigFile {
     /// `[out_of_band]`: holding logins for push, phone and SMS.
     #[serde(default)]
     pub out_of_band: OutOfBandConfig,
+    /// `[sms]`: text-message gateway (Twilio or a templated HTTP gateway).
+    #[serde(default)]
+    pub sms: Option<SmsConfig>,
+    /// `[phone]`: verification calls (Twilio).
+    #[serde(default)]
+    pub phone: Option<PhoneConfig>,
     /// `[portal]`: the self-enrollment portal.
     #[serde(default)]
     pub portal: PortalConfig,
@@ -104,6 +112,10 @@ pub struct ClientSection {
     /// Drop Access-Requests without a valid Message-Authenticator (BLAST-RADIUS).
     #[serde(default = "default_true")]
     pub require_message_authenticator: bool,
+    /// Accept app passwords (made on the portal) in place of password +
+    /// second factor, for mail and other apps that cannot do MFA. Off by default.
+    #[serde(default)]
+    pub allow_app_passwords: bool,
 }
 
 fn default_true() -> bool {

@@ -12,6 +12,8 @@ use super::Problem;
 use super::file::{ConfigFile, LogFormat, Unenrolled};
 use crate::auth::PrimaryConfig;
 use crate::factor::oob::OutOfBandConfig;
+use crate::factor::phone::PhoneConfig;
+use crate::factor::sms::SmsConfig;
 use crate::factor::totp::TotpConfig;
 use crate::portal::PortalConfig;
 use crate::radius::clients::{Client, Clients};
@@ -32,6 +34,10 @@ pub struct Config {
     pub duplicate_ttl: Duration,
     /// `[out_of_band]`.
     pub out_of_band: OutOfBandConfig,
+    /// `[sms]`, if configured.
+    pub sms: Option<SmsConfig>,
+    /// `[phone]`, if configured.
+    pub phone: Option<PhoneConfig>,
     /// The NAS clients.
     pub clients: Clients,
     /// Primary authentication backend.
@@ -154,6 +160,21 @@ pub fn validate(file: ConfigFile, source: &Path) -> Result<Config, Vec<Problem>>
     for (key, message) in file.out_of_band.problems() {
         problems.add(format!("out_of_band.{key}"), message);
     }
+    if let Some(sms) = &file.sms {
+        for (key, message) in sms.problems() {
+            problems.add(format!("sms.{key}"), message);
+        }
+    }
+    if let Some(phone) = &file.phone {
+        for (key, message) in phone.problems(file.out_of_band.public_url.as_deref()) {
+            // An empty key is about the whole section ("phone: needs ...").
+            let key = match key.as_str() {
+                "" => "phone".to_string(),
+                key => format!("phone.{key}"),
+            };
+            problems.add(key, message);
+        }
+    }
     if file.out_of_band.public_url.is_some() && file.http.listen.is_none() {
         problems.add(
             "out_of_band.public_url",
@@ -198,6 +219,8 @@ pub fn validate(file: ConfigFile, source: &Path) -> Result<Config, Vec<Problem>>
         max_in_flight: file.radius.max_in_flight,
         duplicate_ttl: Duration::from_secs(file.radius.duplicate_cache_secs),
         out_of_band: file.out_of_band,
+        sms: file.sms,
+        phone: file.phone,
         clients,
         primary: file.primary,
         totp: file.totp,
@@ -276,6 +299,7 @@ fn validate_clients(file: &ConfigFile, problems: &mut Problems) -> Clients {
                 network,
                 secret: Secret::new(secret.into_bytes()),
                 require_message_authenticator: section.require_message_authenticator,
+                allow_app_passwords: section.allow_app_passwords,
             });
         }
     }

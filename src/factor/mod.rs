@@ -3,9 +3,13 @@
 //! matching factor. Out-of-band factors (push, SMS, phone, Duo) join here later.
 
 pub mod app_password;
+mod delivery;
 pub mod oob;
+pub mod phone;
 pub mod recovery;
+pub mod sms;
 pub mod totp;
+pub mod twilio;
 
 /// What a typed response looks like.
 #[derive(Debug, Clone, PartialEq, Eq)]

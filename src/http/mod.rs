@@ -5,6 +5,7 @@
 
 mod health;
 mod metrics;
+mod twilio;
 
 use std::sync::Arc;
 
@@ -33,7 +34,8 @@ pub struct HttpState {
 pub fn router(state: HttpState) -> Router {
     let mut router = Router::new()
         .merge(metrics::routes())
-        .merge(health::routes());
+        .merge(health::routes())
+        .merge(twilio::routes());
     if let Some(portal) = &state.portal {
         router = router.merge(crate::portal::routes(portal.clone()));
     }

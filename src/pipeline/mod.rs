@@ -8,14 +8,17 @@ mod out_of_band;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use tracing::{info, warn};
 
+use crate::audit::AuditLog;
 use crate::auth::{PrimaryAuth, PrimaryOutcome, PrimaryRequest, UserInfo};
 use crate::config::{Policy, Unenrolled};
+use crate::factor::app_password;
 use crate::factor::oob::{Channel, OutOfBand};
 use crate::factor::recovery::RecoveryCodes;
 use crate::factor::totp::{TotpError, TotpFactor, TotpOutcome};
@@ -24,7 +27,7 @@ use crate::radius::{AccessRequest, Attribute, Decision, Handler};
 use crate::seal::SealKey;
 use crate::secret::Secret;
 use crate::session::Challenges;
-use crate::store::{LoginState, Store};
+use crate::store::{AuditEvent, LoginState, Store};
 use crate::username::UsernameConfig;
 
 /// Prompt sent with an Access-Challenge.
@@ -76,6 +79,8 @@ pub struct Pipeline {
     challenges: Challenges,
     key: Arc<SealKey>,
     oob: Option<Arc<OutOfBand>>,
+    audit: Option<AuditLog>,
+    app_password_clients: HashSet<Arc<str>>,
 }
 
 /// What the user typed after the password (or, without a password backend,
@@ -151,7 +156,21 @@ impl Pipeline {
             challenges,
             key,
             oob: None,
+            audit: None,
+            app_password_clients: HashSet::new(),
         }
+    }
+
+    /// Writes every decision to the store's audit log too.
+    pub fn with_audit(mut self, audit: AuditLog) -> Pipeline {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// Clients (by name) on which app passwords replace password + second factor.
+    pub fn with_app_password_clients(mut self, clients: HashSet<Arc<str>>) -> Pipeline {
+        self.app_password_clients = clients;
+        self
     }
 
     /// Adds out-of-band factors (push, phone, SMS, hosted MFA).
@@ -213,6 +232,23 @@ impl Pipeline {
         };
         // With a password backend, User-Password is "password" or "password,code";
         // without one (backend = "none") it is the code itself, if present.
+        // An app password (Outlook and other apps that cannot do a second
+        // factor) replaces password + second factor, on clients that allow it.
+        if self.app_password_clients.contains(&request.client)
+            && let Some(typed) = &request.password
+            && app_password::is_shaped(typed.expose())
+        {
+            let hash = app_password::hash(&self.key, user, typed.expose());
+            match self.store.use_app_password(user, &hash, now as i64).await {
+                Ok(Some(_label)) => {
+                    self.record_success(user, now, &state).await;
+                    return Verdict::accept("ok", "app_password", None, Vec::new());
+                }
+                Ok(None) => {}
+                Err(error) => warn!(%error, user, "cannot check app passwords"),
+            }
+        }
+
         let keywords = self.keywords();
         let (password, asked) = match (&request.password, self.primary.requires_password()) {
             (Some(typed), true) => {
@@ -570,6 +606,18 @@ impl Handler for Pipeline {
             metrics::counter!("rampart_rejects_total", "reason" => verdict.reason).increment(1);
         }
         metrics::histogram!("rampart_request_duration_seconds").record(elapsed.as_secs_f64());
+        if let Some(audit) = &self.audit {
+            audit.record(AuditEvent {
+                time: unix_now() as i64,
+                user,
+                client: request.client.to_string(),
+                station: request.calling_station_id.clone(),
+                outcome: outcome.to_string(),
+                reason: verdict.reason.to_string(),
+                factor: verdict.factor.to_string(),
+                duration_ms: elapsed.as_millis() as i64,
+            });
+        }
         verdict.decision
     }
 }

@@ -19,6 +19,8 @@ pub struct Client {
     pub secret: Secret<Vec<u8>>,
     /// Drop Access-Requests without a valid Message-Authenticator (BLAST-RADIUS).
     pub require_message_authenticator: bool,
+    /// App passwords replace password + second factor from this client.
+    pub allow_app_passwords: bool,
 }
 
 /// The client table. The most specific network wins, so a /32 entry can carve a
@@ -63,6 +65,7 @@ mod tests {
             network: net.parse().unwrap(),
             secret: Secret::new(b"x".to_vec()),
             require_message_authenticator: true,
+            allow_app_passwords: false,
         }
     }
 

@@ -15,6 +15,9 @@ pub struct StoreConfig {
     /// 32-byte key file, created with mode 0600 on first start.
     #[serde(default = "default_key_file")]
     pub key_file: PathBuf,
+    /// Days the audit log keeps decisions (queried by the admin API).
+    #[serde(default = "default_audit_days")]
+    pub audit_retention_days: u64,
 }
 
 impl Default for StoreConfig {
@@ -22,12 +25,16 @@ impl Default for StoreConfig {
         StoreConfig {
             path: default_path(),
             key_file: default_key_file(),
+            audit_retention_days: default_audit_days(),
         }
     }
 }
 
 fn default_path() -> PathBuf {
     PathBuf::from("var/rampart.db")
+}
+fn default_audit_days() -> u64 {
+    90
 }
 fn default_key_file() -> PathBuf {
     PathBuf::from("var/rampart.key")
@@ -42,6 +49,9 @@ impl StoreConfig {
         }
         if self.key_file.as_os_str().is_empty() {
             problems.push(("key_file", "must not be empty".to_string()));
+        }
+        if self.audit_retention_days == 0 {
+            problems.push(("audit_retention_days", "must be at least 1".to_string()));
         }
         if self.path == self.key_file {
             problems.push(("key_file", "must differ from store.path".to_string()));

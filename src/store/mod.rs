@@ -351,6 +351,9 @@ pub trait Store: Send + Sync + 'static {
     /// Appends decisions to the audit log, in one transaction.
     async fn record_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
 
+    /// Deletes audit events older than `before`; returns how many.
+    async fn prune_audit(&self, before: i64) -> Result<u64, StoreError>;
+
     /// Audit events in `[since, until]`, of one user or all, newest first, at most `limit`.
     async fn audit(
         &self,

@@ -616,6 +616,10 @@ impl Store for SqliteStore {
         self.insert_audit(events).await
     }
 
+    async fn prune_audit(&self, before: i64) -> Result<u64, StoreError> {
+        self.delete_audit_before(before).await
+    }
+
     async fn audit(
         &self,
         name: Option<&str>,

@@ -10,5 +10,8 @@ mod ldap_backend;
 mod load_smoke;
 mod login;
 mod operations;
+mod twilio_e2e;
+mod twilio_phone;
+mod twilio_sms;
 mod upstream;
 mod wire;

@@ -61,6 +61,11 @@ impl Groups {
         (self.any() && self.membership == GroupMembership::MemberOf).then_some("memberOf")
     }
 
+    /// How membership is determined.
+    pub fn membership(&self) -> GroupMembership {
+        self.membership
+    }
+
     /// Checks the user's membership; `user` is None when the entry could not be read.
     pub async fn check(
         &self,

@@ -19,6 +19,7 @@ pub mod config;
 pub mod entry;
 pub mod filter;
 pub mod groups;
+mod listing;
 pub mod pool;
 pub mod servers;
 pub mod tls;
@@ -118,6 +119,10 @@ impl LdapAuth {
             decoy_dn: format!("cn=rampart-decoy-{},{}", hex::encode(decoy), config.base_dn),
             decoy_password: Secret::new(hex::encode(rand::random::<[u8; 16]>())),
         })
+    }
+
+    fn membership(&self) -> GroupMembership {
+        self.groups.membership()
     }
 
     /// Attributes read with the user entry.
@@ -279,6 +284,10 @@ fn refused(result: &LdapResult) -> PrimaryOutcome {
 
 #[async_trait]
 impl PrimaryAuth for LdapAuth {
+    async fn list_users(&self, group: Option<&str>) -> Result<Option<Vec<String>>, PrimaryError> {
+        self.list_directory_users(group).await.map(Some)
+    }
+
     async fn verify(&self, request: &PrimaryRequest<'_>) -> Result<PrimaryOutcome, PrimaryError> {
         // Never bind with an empty password: the server would take it as an
         // unauthenticated bind and answer success (RFC 4513 §5.1.2).

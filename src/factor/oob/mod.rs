@@ -316,6 +316,9 @@ pub struct OutOfBand {
     pub default_push_target: Option<PushTarget>,
     /// `[phone]`, if configured.
     pub caller: Option<Arc<dyn Caller>>,
+    /// `[phone]`'s callback checker (account, signing token, public URL),
+    /// for the Twilio callbacks on the HTTP listener.
+    pub phone_callbacks: Option<Arc<crate::factor::phone::PhoneCallbacks>>,
     /// `[sms]`, if configured.
     pub sms: Option<Arc<dyn SmsSender>>,
     /// `[duo]`, if configured: it then runs every second factor.
@@ -339,6 +342,7 @@ impl OutOfBand {
             push: None,
             default_push_target: None,
             caller: None,
+            phone_callbacks: None,
             sms: None,
             hosted: None,
             hosted_failmode: FailMode::default(),

@@ -160,6 +160,15 @@ impl SqliteStore {
         tx.commit().await.map_err(db)
     }
 
+    pub(super) async fn delete_audit_before(&self, before: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM audit WHERE time < ?1")
+            .bind(before)
+            .execute(&self.writer)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
     pub(super) async fn read_audit(
         &self,
         name: Option<&str>,

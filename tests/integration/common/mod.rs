@@ -8,7 +8,9 @@
 pub mod certs;
 pub mod freeradius;
 pub mod mock_ad;
+pub mod recorder;
 pub mod slapd;
+pub mod twilio;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;

@@ -1,0 +1,139 @@
+//! The audit log in the store: every decision becomes one row, written off
+//! the request path by one background task in batches (one transaction per
+//! batch), so a busy gateway pays a channel send per login, not a write. Rows
+//! older than the retention are pruned once an hour. The log line on the
+//! `rampart::audit` target stays the real-time record; this table is what the
+//! admin API queries by user and time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use crate::store::{AuditEvent, Store};
+
+/// Events waiting to be written; beyond this, new ones are dropped and counted
+/// (the store is down or far behind; the log line still has them).
+const QUEUE: usize = 65_536;
+/// Rows per transaction.
+const BATCH: usize = 512;
+
+/// Hands decisions to the writer task.
+#[derive(Clone)]
+pub struct AuditLog {
+    sender: mpsc::Sender<AuditEvent>,
+}
+
+impl AuditLog {
+    /// Starts the writer; it flushes what is queued and stops when `token`
+    /// is cancelled and every [`AuditLog`] handle is dropped.
+    pub fn spawn(
+        store: Arc<dyn Store>,
+        retention: Duration,
+        token: CancellationToken,
+    ) -> (AuditLog, tokio::task::JoinHandle<()>) {
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        let task = tokio::spawn(write(store, receiver, retention, token));
+        (AuditLog { sender }, task)
+    }
+
+    /// Queues one decision; never waits.
+    pub fn record(&self, event: AuditEvent) {
+        if self.sender.try_send(event).is_err() {
+            metrics::counter!("rampart_audit_dropped_total").increment(1);
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+async fn write(
+    store: Arc<dyn Store>,
+    mut receiver: mpsc::Receiver<AuditEvent>,
+    retention: Duration,
+    token: CancellationToken,
+) {
+    let mut prune = tokio::time::interval(Duration::from_secs(3600));
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        tokio::select! {
+            received = receiver.recv_many(&mut batch, BATCH) => {
+                if received == 0 {
+                    return;
+                }
+                flush(store.as_ref(), &mut batch).await;
+            }
+            _ = prune.tick() => {
+                let before = unix_now() - retention.as_secs() as i64;
+                if let Err(error) = store.prune_audit(before).await {
+                    warn!(%error, "cannot prune the audit log");
+                }
+            }
+            _ = token.cancelled() => {
+                // Shutting down: write what is queued, then stop.
+                while let Ok(event) = receiver.try_recv() {
+                    batch.push(event);
+                    if batch.len() == BATCH {
+                        flush(store.as_ref(), &mut batch).await;
+                    }
+                }
+                flush(store.as_ref(), &mut batch).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn flush(store: &dyn Store, batch: &mut Vec<AuditEvent>) {
+    if batch.is_empty() {
+        return;
+    }
+    if let Err(error) = store.record_audit(batch).await {
+        warn!(%error, rows = batch.len(), "cannot write audit rows (they are in the log)");
+        metrics::counter!("rampart_store_errors_total", "operation" => "audit").increment(1);
+    }
+    batch.clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+
+    #[tokio::test]
+    async fn queued_events_reach_the_store_and_shutdown_flushes() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().await.unwrap());
+        let token = CancellationToken::new();
+        let (log, task) =
+            AuditLog::spawn(store.clone(), Duration::from_secs(86_400), token.clone());
+        let now = unix_now();
+        for i in 0..1000 {
+            log.record(AuditEvent {
+                time: now,
+                user: format!("u{i}"),
+                client: "vpn".into(),
+                station: None,
+                outcome: "accept".into(),
+                reason: "ok".into(),
+                factor: "totp".into(),
+                duration_ms: 1,
+            });
+        }
+        token.cancel();
+        task.await.unwrap();
+        assert_eq!(
+            store.audit(None, 0, i64::MAX, 5000).await.unwrap().len(),
+            1000
+        );
+        // Old rows go.
+        store.prune_audit(now + 1).await.unwrap();
+        assert!(store.audit(None, 0, i64::MAX, 10).await.unwrap().is_empty());
+    }
+}
