@@ -132,7 +132,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Duration::from_secs(config.store.audit_retention_days * 86_400),
         token.clone(),
     );
-    let pipeline = Arc::new(build_pipeline(&config, store.clone(), key.clone(), Some(audit))?);
+    let pipeline = Arc::new(build_pipeline(
+        &config,
+        store.clone(),
+        key.clone(),
+        Some(audit),
+    )?);
     let oob = pipeline.out_of_band();
     let portal = config.portal.enabled.then(|| {
         Arc::new(crate::portal::Portal::new(crate::portal::PortalParts {

@@ -77,9 +77,10 @@ pub fn render_form(
     };
     let mut response = Page {
         flash: expired.then(|| {
+            let minutes = portal.sessions.idle().as_secs().div_ceil(60).max(1);
             format!(
-                "Your session ended after {} minutes without activity. Sign in again.",
-                portal.sessions.idle().as_secs().div_ceil(60)
+                "Your session ended after {minutes} minute{} without activity. Sign in again.",
+                if minutes == 1 { "" } else { "s" }
             )
         }),
         ..portal.page("Set up sign-in security", "signin", next, body)

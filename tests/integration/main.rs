@@ -10,6 +10,7 @@ mod ldap_backend;
 mod load_smoke;
 mod login;
 mod operations;
+mod portal;
 mod twilio_e2e;
 mod twilio_phone;
 mod twilio_sms;

@@ -49,6 +49,7 @@ async fn phone_rig() -> PhoneRig {
     let oob = Arc::new(oob);
     let store = rampart::store::SqliteStore::open_in_memory().await.unwrap();
     let router = rampart::http::router(rampart::http::HttpState {
+        portal: None,
         metrics: metrics().clone(),
         store: Arc::new(store),
         oob: Some(oob.clone()),

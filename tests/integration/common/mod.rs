@@ -5,12 +5,14 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod certs;
 pub mod freeradius;
 pub mod mock_ad;
 pub mod recorder;
 pub mod slapd;
 pub mod twilio;
+pub mod web;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
