@@ -119,6 +119,31 @@ pub fn build_out_of_band(
     Ok(any.then(|| Arc::new(oob)))
 }
 
+/// The admin API's state, when `[admin] token_file` is set.
+fn build_admin(
+    config: &Config,
+    pipeline: &Pipeline,
+    key: Arc<SealKey>,
+) -> anyhow::Result<Option<Arc<crate::http::admin::Admin>>> {
+    let Some(path) = &config.admin.token_file else {
+        return Ok(None);
+    };
+    let token = crate::config::read_secret_file(path).map_err(anyhow::Error::msg)?;
+    let mailer = match &config.smtp {
+        Some(smtp) => Some(Arc::new(crate::mail::Mailer::new(smtp)?)),
+        None => None,
+    };
+    info!("admin API on /admin/v1 (bearer token from {path})");
+    Ok(Some(Arc::new(crate::http::admin::Admin {
+        token: crate::secret::Secret::new(token.trim().to_string()),
+        config: config.admin.clone(),
+        key,
+        primary: pipeline.primary(),
+        public_url: config.public_url.clone(),
+        mailer,
+    })))
+}
+
 /// Runs the daemon until a termination signal.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let token = CancellationToken::new();
@@ -132,19 +157,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Duration::from_secs(config.store.audit_retention_days * 86_400),
         token.clone(),
     );
-    let pipeline = Arc::new(build_pipeline(
-        &config,
-        store.clone(),
-        key.clone(),
-        Some(audit),
-    )?);
+    let key_for_http = key.clone();
+    let pipeline = Arc::new(build_pipeline(&config, store.clone(), key, Some(audit))?);
     let oob = pipeline.out_of_band();
+    let admin = build_admin(&config, &pipeline, key_for_http.clone())?;
     let portal = config.portal.enabled.then(|| {
         Arc::new(crate::portal::Portal::new(crate::portal::PortalParts {
             config: config.portal.clone(),
             primary: pipeline.primary(),
             store: store.clone(),
-            key,
+            key: key_for_http.clone(),
             totp: config.totp.clone(),
             oob: oob.clone(),
             username: config.username.clone(),
@@ -182,6 +204,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             metrics: handle,
             store,
             oob,
+            admin,
             portal,
         });
         let http_token = token.clone();

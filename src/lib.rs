@@ -18,6 +18,8 @@ pub mod cli;
 pub mod config;
 pub mod factor;
 pub mod http;
+pub mod invite;
+pub mod mail;
 
 pub mod pipeline;
 pub mod portal;

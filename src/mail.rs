@@ -39,6 +39,7 @@ pub struct SmtpConfig {
     /// Login, if the server wants one.
     pub username: Option<String>,
     /// Password, inline.
+    #[serde(default, deserialize_with = "crate::secret::deserialize_optional")]
     pub password: Option<Secret<String>>,
     /// Password read from a file (systemd credentials).
     pub password_file: Option<String>,
@@ -76,16 +77,27 @@ impl SmtpConfig {
         if self.from.parse::<Mailbox>().is_err() {
             problems.push((
                 "from".into(),
-                format!("{:?} is not an address such as \"IT <it@example.com>\"", self.from),
+                format!(
+                    "{:?} is not an address such as \"IT <it@example.com>\"",
+                    self.from
+                ),
             ));
         }
         if self.password.is_some() && self.password_file.is_some() {
-            problems.push(("password".into(), "set password or password_file, not both".into()));
+            problems.push((
+                "password".into(),
+                "set password or password_file, not both".into(),
+            ));
         }
         if self.username.is_some() && self.password.is_none() && self.password_file.is_none() {
-            problems.push(("password".into(), "username needs password or password_file".into()));
+            problems.push((
+                "password".into(),
+                "username needs password or password_file".into(),
+            ));
         }
-        if self.security == SmtpSecurity::None && !matches!(self.host.as_str(), "localhost" | "127.0.0.1" | "::1") {
+        if self.security == SmtpSecurity::None
+            && !matches!(self.host.as_str(), "localhost" | "127.0.0.1" | "::1")
+        {
             problems.push((
                 "security".into(),
                 "\"none\" sends mail in clear: only allowed for a relay on localhost".into(),
@@ -113,8 +125,9 @@ impl Mailer {
             _ => {
                 let mut parameters = TlsParameters::builder(config.host.clone());
                 if let Some(path) = &config.ca_file {
-                    let pem = std::fs::read(path)
-                        .map_err(|e| MailError::Config(format!("smtp.ca_file {}: {e}", path.display())))?;
+                    let pem = std::fs::read(path).map_err(|e| {
+                        MailError::Config(format!("smtp.ca_file {}: {e}", path.display()))
+                    })?;
                     let certificate = Certificate::from_pem(&pem)
                         .map_err(|e| MailError::Config(format!("smtp.ca_file: {e}")))?;
                     parameters = parameters.add_root_certificate(certificate);

@@ -51,6 +51,12 @@ pub struct ConfigFile {
     /// `[sms]`: text-message gateway (Twilio or a templated HTTP gateway).
     #[serde(default)]
     pub sms: Option<SmsConfig>,
+    /// `[admin]`: the JSON admin API and invitations.
+    #[serde(default)]
+    pub admin: crate::http::admin::AdminConfig,
+    /// `[smtp]`: outgoing mail for invitations.
+    #[serde(default)]
+    pub smtp: Option<crate::mail::SmtpConfig>,
     /// `[phone]`: verification calls (Twilio).
     #[serde(default)]
     pub phone: Option<PhoneConfig>,
@@ -225,4 +231,9 @@ fn default_level() -> String {
 pub struct HttpSection {
     /// Address:port; unset = no HTTP listener.
     pub listen: Option<String>,
+    /// How users, phones and Twilio reach this listener, e.g.
+    /// `https://mfa.example.com` (a reverse proxy terminating TLS). Used for
+    /// portal and invitation links, and for out-of-band answers unless
+    /// `[out_of_band] public_url` says otherwise.
+    pub public_url: Option<String>,
 }

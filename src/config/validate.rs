@@ -38,6 +38,12 @@ pub struct Config {
     pub sms: Option<SmsConfig>,
     /// `[phone]`, if configured.
     pub phone: Option<PhoneConfig>,
+    /// `[admin]`.
+    pub admin: crate::http::admin::AdminConfig,
+    /// `[smtp]`, if configured.
+    pub smtp: Option<crate::mail::SmtpConfig>,
+    /// `[http] public_url`.
+    pub public_url: Option<String>,
     /// The NAS clients.
     pub clients: Clients,
     /// Primary authentication backend.
@@ -89,8 +95,32 @@ impl Problems {
 }
 
 /// Validates a deserialized file.
-pub fn validate(file: ConfigFile, source: &Path) -> Result<Config, Vec<Problem>> {
+pub fn validate(mut file: ConfigFile, source: &Path) -> Result<Config, Vec<Problem>> {
     let mut problems = Problems(Vec::new());
+    // One public address for the whole listener unless out-of-band answers
+    // need another (e.g. Twilio reaching a public proxy, users an internal name).
+    if file.out_of_band.public_url.is_none() {
+        file.out_of_band.public_url = file.http.public_url.clone();
+    }
+    if let Some(url) = &file.http.public_url
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        problems.add(
+            "http.public_url",
+            "must start with https:// (or http:// behind a TLS proxy)",
+        );
+    }
+    for (key, message) in file.admin.problems() {
+        problems.add(format!("admin.{key}"), message);
+    }
+    if let Some(smtp) = &file.smtp {
+        for (key, message) in smtp.problems() {
+            problems.add(format!("smtp.{key}"), message);
+        }
+    }
+    if file.admin.token_file.is_some() && file.http.listen.is_none() {
+        problems.add("admin.token_file", "the admin API needs [http] listen");
+    }
 
     let listen = file
         .radius
@@ -219,6 +249,9 @@ pub fn validate(file: ConfigFile, source: &Path) -> Result<Config, Vec<Problem>>
         max_in_flight: file.radius.max_in_flight,
         duplicate_ttl: Duration::from_secs(file.radius.duplicate_cache_secs),
         out_of_band: file.out_of_band,
+        admin: file.admin,
+        smtp: file.smtp,
+        public_url: file.http.public_url,
         sms: file.sms,
         phone: file.phone,
         clients,

@@ -3,6 +3,7 @@
 //! `/enroll` when `[portal]` enables it. Takes a bound listener and a
 //! cancellation token, like the RADIUS server.
 
+pub mod admin;
 mod health;
 mod metrics;
 mod twilio;
@@ -25,9 +26,25 @@ pub struct HttpState {
     pub store: Arc<dyn Store>,
     /// Parked logins and answer tokens, when out-of-band factors are configured.
     pub oob: Option<Arc<crate::factor::oob::OutOfBand>>,
+    /// The admin API, when `[admin] token_file` is set.
+    pub admin: Option<Arc<admin::Admin>>,
     /// The self-enrollment portal (`[portal] enabled`): its routes are
     /// mounted under `/enroll` only when it is set.
     pub portal: Option<Arc<crate::portal::Portal>>,
+}
+
+impl HttpState {
+    /// Metrics and health only; set the other fields for the features in use
+    /// (`HttpState { oob: Some(..), ..HttpState::new(metrics, store) }`).
+    pub fn new(metrics: PrometheusHandle, store: Arc<dyn Store>) -> HttpState {
+        HttpState {
+            metrics,
+            store,
+            oob: None,
+            admin: None,
+            portal: None,
+        }
+    }
 }
 
 /// The router with every route.
@@ -35,6 +52,7 @@ pub fn router(state: HttpState) -> Router {
     let mut router = Router::new()
         .merge(metrics::routes())
         .merge(health::routes())
+        .merge(admin::routes())
         .merge(twilio::routes());
     if let Some(portal) = &state.portal {
         router = router.merge(crate::portal::routes(portal.clone()));

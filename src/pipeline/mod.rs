@@ -179,8 +179,7 @@ impl Pipeline {
         self
     }
 
-    /// The primary backend, shared with the enrollment portal (one LDAP
-    /// pool, one set of upstream RADIUS servers).
+    /// The primary backend (the portal signs in with it, the admin API lists users).
     pub fn primary(&self) -> Arc<dyn PrimaryAuth> {
         self.primary.clone()
     }

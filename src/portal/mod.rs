@@ -55,10 +55,10 @@ use html::Page;
 use session::{SESSION_COOKIE, SessionRef, Sessions, Stage};
 
 /// The hash under which an invitation token is stored and redeemed
-/// (`Store::create_invitation` / `Store::redeem_invitation`). The one place
-/// that knows it, so `rampart invite` and the portal always agree.
+/// (`Store::create_invitation` / `Store::redeem_invitation`): the one
+/// [`crate::invite::token_hash`], so invitations and the portal always agree.
 pub fn invitation_hash(key: &SealKey, token: &str) -> String {
-    key.code_hash("invitation", "", token)
+    crate::invite::token_hash(key, token)
 }
 
 /// What the portal is built from.

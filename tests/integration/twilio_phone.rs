@@ -49,10 +49,8 @@ async fn phone_rig() -> PhoneRig {
     let oob = Arc::new(oob);
     let store = rampart::store::SqliteStore::open_in_memory().await.unwrap();
     let router = rampart::http::router(rampart::http::HttpState {
-        portal: None,
-        metrics: metrics().clone(),
-        store: Arc::new(store),
         oob: Some(oob.clone()),
+        ..rampart::http::HttpState::new(metrics().clone(), Arc::new(store))
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let http = listener.local_addr().unwrap();

@@ -75,7 +75,7 @@ impl LdapAuth {
                 &self.base_dn,
                 Scope::Subtree,
                 &filter,
-                &[attribute.clone()],
+                std::slice::from_ref(&attribute),
                 MAX_LISTED,
             )
             .await?;
