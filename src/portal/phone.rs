@@ -246,7 +246,7 @@ pub async fn confirm_by_sms(
         Ok(e) => e,
         Err(error) => return unavailable(&portal, error),
     };
-    let Some((label, number)) = enrolled.phones.first() else {
+    let Some((label, number)) = super::signin::confirm_number(&portal, &enrolled, &current) else {
         return redirect("/enroll/confirm");
     };
     if let Err(response) = send_code(
@@ -254,8 +254,8 @@ pub async fn confirm_by_sms(
         &current.session,
         &user,
         PhonePurpose::SignIn,
-        label,
-        number,
+        &label,
+        &number,
     )
     .await
     {

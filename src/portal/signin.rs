@@ -250,7 +250,15 @@ pub async fn submit(
         Ok(e) => e,
         Err(error) => return unavailable(&portal, error),
     };
-    let stage = if enrolled.has_factor() {
+    // A directory number that logins already text or call (`[out_of_band]
+    // directory_phone`) is a second factor too, even if nothing is enrolled.
+    let directory_phone = info.phone.as_deref().and_then(e164);
+    let directory_factor = directory_phone.is_some()
+        && portal
+            .oob
+            .as_deref()
+            .is_some_and(|o| o.config.directory_phone && (o.sms.is_some() || o.caller.is_some()));
+    let stage = if enrolled.has_factor() || directory_factor {
         Stage::SecondFactor
     } else {
         Stage::Verified
@@ -269,13 +277,7 @@ pub async fn submit(
         second_factor = stage == Stage::SecondFactor,
         "portal: password accepted"
     );
-    start_session(
-        &portal,
-        user,
-        stage,
-        info.phone.as_deref().and_then(e164),
-        to,
-    )
+    start_session(&portal, user, stage, directory_phone, to)
 }
 
 /// Creates the session and sends the browser on with its cookie.
@@ -435,10 +437,33 @@ pub async fn confirm(State(portal): State<Arc<Portal>>, current: AnySession) -> 
     if stage == Stage::Verified {
         return redirect("/enroll");
     }
-    confirm_page(&portal, &user, &csrf, None).await
+    confirm_page(&portal, &current, &user, &csrf, None).await
 }
 
-async fn confirm_page(portal: &Portal, user: &str, csrf: &str, error: Option<&str>) -> Response {
+/// The number a sign-in confirmation code goes to: the enrolled primary
+/// number, else the directory's when logins use it.
+pub(super) fn confirm_number(
+    portal: &Portal,
+    enrolled: &super::home::Enrolled,
+    current: &AnySession,
+) -> Option<(String, String)> {
+    if let Some((label, number)) = enrolled.phones.first() {
+        return Some((label.clone(), number.clone()));
+    }
+    portal.oob.as_deref().filter(|o| o.config.directory_phone)?;
+    session::lock(&current.session)
+        .phone_hint
+        .clone()
+        .map(|number| ("directory".to_string(), number))
+}
+
+async fn confirm_page(
+    portal: &Portal,
+    current: &AnySession,
+    user: &str,
+    csrf: &str,
+    error: Option<&str>,
+) -> Response {
     let enrolled = match enrolled(portal, user).await {
         Ok(e) => e,
         Err(error) => return unavailable(portal, error),
@@ -476,7 +501,7 @@ async fn confirm_page(portal: &Portal, user: &str, csrf: &str, error: Option<&st
             "secondary",
         ));
     }
-    if let Some(number) = enrolled.primary_phone()
+    if let Some((_, number)) = confirm_number(portal, &enrolled, current)
         && oob.is_some_and(|o| o.sms.is_some())
     {
         ways += 1;
@@ -485,7 +510,7 @@ async fn confirm_page(portal: &Portal, user: &str, csrf: &str, error: Option<&st
             csrf,
             &format!(
                 "Text a code to my phone ending in {}",
-                super::ending(number)
+                super::ending(&number)
             ),
             "secondary",
         ));
@@ -554,6 +579,7 @@ pub async fn confirm_code(
             Ok(TotpOutcome::Replayed) => {
                 return confirm_page(
                     &portal,
+                    &current,
                     &user,
                     &csrf,
                     Some("That code was already used. Wait for the next code in your app and type it."),
@@ -596,6 +622,7 @@ pub async fn confirm_code(
             }
             confirm_page(
                 &portal,
+                &current,
                 &user,
                 &csrf,
                 Some("That code is not right. Type the code your app shows now."),

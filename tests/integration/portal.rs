@@ -442,24 +442,29 @@ fn invitation_links_sign_in_once_and_expire_without_a_password_backend() {
         .assert_contains("does not check passwords");
     assert!(!signin.body.contains("name=\"password\""));
 
-    // The lead's `rampart invite` stores exactly this hash.
+    // An invitation as the admin API creates it, and an expired one.
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (valid, expired) = ("Inv1tation-token-for-gina", "Expired-invitation-token");
-    runtime.block_on(async {
-        let store = SqliteStore::open(&rampart.dir.path().join("var/rampart.db"))
-            .await
-            .unwrap();
+    let expired = "Expired-invitation-token";
+    let invitation = runtime.block_on(async {
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&rampart.dir.path().join("var/rampart.db"))
+                .await
+                .unwrap(),
+        );
         let key = SealKey::load_or_create(&rampart.dir.path().join("var/rampart.key")).unwrap();
         let now = unix_now() as i64;
-        store
-            .create_invitation(&invitation_hash(&key, valid), "gina", now + 3600, now)
-            .await
-            .unwrap();
         store
             .create_invitation(&invitation_hash(&key, expired), "hank", now - 1, now - 7200)
             .await
             .unwrap();
+        rampart::invite::create(&store, &key, "gina", 1, "https://mfa.example.test", now)
+            .await
+            .unwrap()
     });
+    let url = invitation.url.expose().clone();
+    let valid = url
+        .strip_prefix("https://mfa.example.test/enroll/invite/")
+        .expect("link to the portal");
 
     let landing = web.get(&format!("/enroll/invite/{valid}"));
     landing.assert_status(200);
@@ -581,21 +586,20 @@ fn phone_number_is_verified_by_sms_through_the_twilio_emulator_then_signs_in() {
 
 // ---- Through the library: the portal router alone on a loopback port. ----
 
-/// A directory that knows dave and his phone number.
+/// A directory that knows dave (with a phone number) and paul (without).
 struct Directory;
 
 #[async_trait]
 impl PrimaryAuth for Directory {
     async fn verify(&self, request: &PrimaryRequest<'_>) -> Result<PrimaryOutcome, PrimaryError> {
-        let right =
-            request.user == "dave" && request.password.is_some_and(|p| p.expose() == "pw-Dave-1");
-        Ok(if right {
-            PrimaryOutcome::Accepted(UserInfo {
+        let password = request.password.map(|p| p.expose().as_str());
+        Ok(match (request.user, password) {
+            ("dave", Some("pw-Dave-1")) => PrimaryOutcome::Accepted(UserInfo {
                 phone: Some("+44 20 7946 0958".into()),
                 ..UserInfo::default()
-            })
-        } else {
-            PrimaryOutcome::BadPassword
+            }),
+            ("paul", Some("pw-Paul-1")) => PrimaryOutcome::Accepted(UserInfo::default()),
+            _ => PrimaryOutcome::BadPassword,
         })
     }
 }
@@ -616,8 +620,8 @@ impl PushSender for Pushes {
 }
 
 /// Records texts.
-#[derive(Default)]
-struct Texts(Mutex<Vec<(String, String)>>);
+#[derive(Default, Clone)]
+struct Texts(Arc<Mutex<Vec<(String, String)>>>);
 
 #[async_trait]
 impl SmsSender for Texts {
@@ -636,6 +640,7 @@ struct Served {
     key: Arc<SealKey>,
     oob: Arc<OutOfBand>,
     pushes: Pushes,
+    texts: Texts,
     portal: Arc<Portal>,
     runtime: tokio::runtime::Runtime,
 }
@@ -658,7 +663,8 @@ fn serve_portal(idle: Option<Duration>) -> Served {
         key.clone(),
     );
     oob.push = Some(Arc::new(pushes.clone()));
-    oob.sms = Some(Arc::new(Texts::default()));
+    let texts = Texts::default();
+    oob.sms = Some(Arc::new(texts.clone()));
     let oob = Arc::new(oob);
     let mut portal = Portal::new(PortalParts {
         config: PortalConfig {
@@ -696,6 +702,7 @@ fn serve_portal(idle: Option<Duration>) -> Served {
         key,
         oob,
         pushes,
+        texts,
         portal,
         runtime,
     }
@@ -705,7 +712,7 @@ fn serve_portal(idle: Option<Duration>) -> Served {
 fn an_idle_session_expires_and_sends_the_user_back_to_sign_in() {
     let served = serve_portal(Some(Duration::from_millis(400)));
     let mut web = Web::new(served.addr);
-    let totp = sign_in(&mut web, "dave", "pw-Dave-1");
+    let totp = sign_in(&mut web, "paul", "pw-Paul-1");
     assert_eq!(totp.screen(), Some("totp"));
     assert_eq!(served.portal.session_count(), 1);
     // Activity keeps it alive...
@@ -729,17 +736,38 @@ fn an_idle_session_expires_and_sends_the_user_back_to_sign_in() {
     assert!(
         served
             .runtime
-            .block_on(served.store.totp("dave"))
+            .block_on(served.store.totp("paul"))
             .unwrap()
             .is_none()
     );
 }
 
+/// dave has nothing enrolled, but logins would text his directory number:
+/// that number must confirm the portal sign-in too (a password alone must
+/// not let anyone enroll their own authenticator).
+fn sign_in_dave(served: &Served, web: &mut Web) {
+    let confirm = sign_in(web, "dave", "pw-Dave-1");
+    assert_eq!(confirm.screen(), Some("confirm"), "{}", confirm.body);
+    assert_eq!(web.get("/enroll/totp").screen(), Some("confirm"));
+    let csrf = confirm.csrf();
+    let sent = web.post("/enroll/confirm/sms", &[("csrf", &csrf)]);
+    assert_eq!(sent.screen(), Some("phone-code"), "{}", sent.body);
+    let (number, text) = served.texts.0.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(number, "+442079460958");
+    let code: String = text
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .unwrap()
+        .to_string();
+    let home = web.post("/enroll/phone/code", &[("csrf", &csrf), ("code", &code)]);
+    assert_eq!(home.screen(), Some("home"), "{}", home.body);
+}
+
 #[test]
-fn the_directory_number_is_prefilled() {
+fn the_directory_number_confirms_the_sign_in_and_is_prefilled() {
     let served = serve_portal(None);
     let mut web = Web::new(served.addr);
-    sign_in(&mut web, "dave", "pw-Dave-1");
+    sign_in_dave(&served, &mut web);
     let page = web.get("/enroll/phone");
     assert_eq!(page.field_value("number").as_deref(), Some("+442079460958"));
     page.assert_contains("Check the number we found in the directory");
@@ -766,7 +794,7 @@ fn wait_for_answer(web: &mut Web) -> Page {
 fn push_is_enrolled_only_after_an_approved_test_push() {
     let served = serve_portal(None);
     let mut web = Web::new(served.addr);
-    sign_in(&mut web, "dave", "pw-Dave-1");
+    sign_in_dave(&served, &mut web);
     let page = web.get("/enroll/push");
     assert_eq!(page.screen(), Some("push"), "{}", page.body);
     let topic = page.text_of_class("key").unwrap();
