@@ -101,6 +101,22 @@ pub fn build_out_of_band(
     key: Arc<SealKey>,
 ) -> anyhow::Result<Option<Arc<OutOfBand>>> {
     let mut oob = OutOfBand::new(config.out_of_band.clone(), key);
+    if let Some(duo) = &config.duo {
+        let client = Arc::new(crate::factor::duo::DuoClient::new(duo).context("[duo]")?);
+        info!(api_host = %duo.api_host, failmode = ?duo.failmode, "second factor: Duo Auth API");
+        if duo.failmode == crate::factor::oob::FailMode::Safe {
+            warn!(
+                "[duo] failmode = \"safe\": while Duo is unreachable, the password alone signs users in"
+            );
+        }
+        // Reachability and keys are logged, never fatal: Duo may come back.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let probe = client.clone();
+            runtime.spawn(async move { probe.log_check().await });
+        }
+        oob.hosted = Some(client);
+        oob.hosted_failmode = duo.failmode;
+    }
     if let Some(sms) = &config.sms {
         oob.sms = Some(sms.build().map_err(|e| anyhow::anyhow!("[sms] {e}"))?);
         info!(provider = sms.provider(), "sms: text codes enabled");

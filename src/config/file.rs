@@ -6,6 +6,7 @@
 use serde::Deserialize;
 
 use crate::auth::PrimaryConfig;
+use crate::factor::duo::DuoConfig;
 use crate::factor::oob::OutOfBandConfig;
 use crate::factor::phone::PhoneConfig;
 use crate::factor::sms::SmsConfig;
@@ -48,6 +49,9 @@ pub struct ConfigFile {
     /// `[out_of_band]`: holding logins for push, phone and SMS.
     #[serde(default)]
     pub out_of_band: OutOfBandConfig,
+    /// `[duo]`: Duo Auth API v2 runs the whole second factor.
+    #[serde(default)]
+    pub duo: Option<DuoConfig>,
     /// `[sms]`: text-message gateway (Twilio or a templated HTTP gateway).
     #[serde(default)]
     pub sms: Option<SmsConfig>,

@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use super::Problem;
 use super::file::{ConfigFile, LogFormat, Unenrolled};
 use crate::auth::PrimaryConfig;
+use crate::factor::duo::DuoConfig;
 use crate::factor::oob::OutOfBandConfig;
 use crate::factor::phone::PhoneConfig;
 use crate::factor::sms::SmsConfig;
@@ -34,6 +35,8 @@ pub struct Config {
     pub duplicate_ttl: Duration,
     /// `[out_of_band]`.
     pub out_of_band: OutOfBandConfig,
+    /// `[duo]`, if configured.
+    pub duo: Option<DuoConfig>,
     /// `[sms]`, if configured.
     pub sms: Option<SmsConfig>,
     /// `[phone]`, if configured.
@@ -190,6 +193,11 @@ pub fn validate(mut file: ConfigFile, source: &Path) -> Result<Config, Vec<Probl
     for (key, message) in file.out_of_band.problems() {
         problems.add(format!("out_of_band.{key}"), message);
     }
+    if let Some(duo) = &file.duo {
+        for (key, message) in duo.problems() {
+            problems.add(format!("duo.{key}"), message);
+        }
+    }
     if let Some(sms) = &file.sms {
         for (key, message) in sms.problems() {
             problems.add(format!("sms.{key}"), message);
@@ -252,6 +260,7 @@ pub fn validate(mut file: ConfigFile, source: &Path) -> Result<Config, Vec<Probl
         admin: file.admin,
         smtp: file.smtp,
         public_url: file.http.public_url,
+        duo: file.duo,
         sms: file.sms,
         phone: file.phone,
         clients,

@@ -4,6 +4,7 @@
 
 pub mod app_password;
 mod delivery;
+pub mod duo;
 pub mod oob;
 pub mod phone;
 pub mod recovery;

@@ -105,10 +105,15 @@ fn unix_now() -> u64 {
 /// a code (six digits or a recovery code) or, when `keywords` is on, is a
 /// factor keyword (`push`, `phone`, `sms`); otherwise the whole text is the
 /// password.
-fn split_code(password: &str, separator: &str, keywords: bool) -> (Secret<String>, Asked) {
+fn split_code(
+    password: &str,
+    separator: &str,
+    keywords: bool,
+    long_codes: bool,
+) -> (Secret<String>, Asked) {
     if let Some(index) = password.rfind(separator) {
         let suffix = &password[index + separator.len()..];
-        let asked = if classify(suffix).is_some() {
+        let asked = if classify(suffix).is_some() || (long_codes && is_hosted_passcode(suffix)) {
             Some(Asked::Code(Secret::new(suffix.to_string())))
         } else if keywords {
             Channel::from_keyword(suffix).map(Asked::Keyword)
@@ -120,6 +125,14 @@ fn split_code(password: &str, separator: &str, keywords: bool) -> (Secret<String
         }
     }
     (Secret::new(password.to_string()), Asked::Nothing)
+}
+
+/// Passcodes a hosted service (Duo) accepts beyond 6 digits: 7–10-digit
+/// token and bypass codes, and YubiKey OTPs (44 modhex characters).
+fn is_hosted_passcode(text: &str) -> bool {
+    let digits = (7..=10).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit());
+    let modhex = text.len() == 44 && text.bytes().all(|b| b"cbdefghijklnrtuv".contains(&b));
+    digits || modhex
 }
 
 /// What a request without a password backend carries in User-Password: a
@@ -249,10 +262,15 @@ impl Pipeline {
         }
 
         let keywords = self.keywords();
+        let hosted = self.oob.as_ref().is_some_and(|o| o.hosted.is_some());
         let (password, asked) = match (&request.password, self.primary.requires_password()) {
             (Some(typed), true) => {
-                let (password, asked) =
-                    split_code(typed.expose(), &self.policy.code_separator, keywords);
+                let (password, asked) = split_code(
+                    typed.expose(),
+                    &self.policy.code_separator,
+                    keywords,
+                    hosted,
+                );
                 (Some(password), asked)
             }
             (typed, false) => (None, asked_alone(typed.as_ref(), keywords)),
@@ -626,7 +644,11 @@ mod split_tests {
     use super::*;
 
     fn split(text: &str, separator: &str, keywords: bool) -> (String, String) {
-        let (password, asked) = split_code(text, separator, keywords);
+        split_with(text, separator, keywords, false)
+    }
+
+    fn split_with(text: &str, separator: &str, keywords: bool, long: bool) -> (String, String) {
+        let (password, asked) = split_code(text, separator, keywords, long);
         let asked = match asked {
             Asked::Code(code) => code.expose().clone(),
             Asked::Keyword(channel) => format!("<{}>", channel.as_str()),
@@ -668,6 +690,20 @@ mod split_tests {
             ("pw".into(), "123456".into())
         );
         assert_eq!(split("pushpw", ",", true), ("pushpw".into(), "-".into()));
+        // Duo bypass codes and YubiKey OTPs, only with out-of-band factors on.
+        assert_eq!(
+            split_with("pw,123456789", ",", true, true),
+            ("pw".into(), "123456789".into())
+        );
+        assert_eq!(
+            split("pw,123456789", ",", true),
+            ("pw,123456789".into(), "-".into())
+        );
+        let otp = "cccccbhuinjdlbtnhdbnkkdfhkrdvjdcfltuecnkkdlc";
+        assert_eq!(
+            split_with(&format!("pw,{otp}"), ",", true, true),
+            ("pw".into(), otp.into())
+        );
         let alone = |t: Option<&str>| match asked_alone(
             t.map(|t| Secret::new(t.to_string())).as_ref(),
             true,

@@ -284,7 +284,7 @@ impl Pipeline {
         let approval = oob.approval(&parked.txn, context);
         if let Err(error) = deliver(approval).await {
             warn!(%error, user, channel = factor, "out-of-band delivery failed");
-            metrics::counter!("rampart_provider_errors_total", "channel" => factor, "reason" => error.reason())
+            metrics::counter!("rampart_oob_delivery_failures_total", "channel" => factor, "reason" => error.reason())
                 .increment(1);
             return Verdict::reject(
                 "provider_unavailable",
@@ -405,7 +405,7 @@ impl Pipeline {
         ));
         if let Err(error) = sms.send(number, &text).await {
             warn!(%error, user, "SMS delivery failed");
-            metrics::counter!("rampart_provider_errors_total", "channel" => "sms", "reason" => error.reason())
+            metrics::counter!("rampart_oob_delivery_failures_total", "channel" => "sms", "reason" => error.reason())
                 .increment(1);
             return Err(Verdict::reject(
                 "provider_unavailable",
@@ -498,14 +498,31 @@ impl Pipeline {
                 deadline: oob.config.timeout(),
             })
             .await;
+        let verdict = self
+            .hosted_verdict(oob, user, state, info, outcome, now)
+            .await;
         if let Some(parked) = parked {
             metrics::gauge!("rampart_oob_pending").decrement(1.0);
-            let answer = match outcome {
-                HostedOutcome::Allow { .. } => Answer::Approved,
+            // Joined retries get what this login got, fail-open included.
+            let answer = match verdict.decision.outcome() {
+                "accept" => Answer::Approved,
                 _ => Answer::Denied,
             };
             let _ = oob.pending.resolve(&parked.txn, answer);
         }
+        verdict
+    }
+
+    /// The decision for a hosted service's outcome, fail mode applied.
+    async fn hosted_verdict(
+        &self,
+        oob: &OutOfBand,
+        user: &str,
+        state: &LoginState,
+        info: UserInfo,
+        outcome: HostedOutcome,
+        now: u64,
+    ) -> Verdict {
         match outcome {
             HostedOutcome::Allow { reason } => {
                 self.record_success(user, now, state).await;

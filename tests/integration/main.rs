@@ -5,6 +5,7 @@
 mod bulk_import;
 mod common;
 mod config_errors;
+mod duo;
 mod ldap;
 mod ldap_backend;
 mod load_smoke;

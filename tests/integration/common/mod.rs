@@ -7,6 +7,7 @@
 
 pub mod browser;
 pub mod certs;
+pub mod duo;
 pub mod freeradius;
 pub mod mock_ad;
 pub mod recorder;
