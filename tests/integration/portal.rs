@@ -876,3 +876,53 @@ fn push_is_enrolled_only_after_an_approved_test_push() {
     let home = wait_for_answer(&mut again);
     assert_eq!(home.screen(), Some("home"), "{}", home.body);
 }
+
+#[test]
+fn bad_portal_configuration_names_each_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[[clients]]
+name = "vpn"
+address = "127.0.0.1"
+secret = "{SECRET}"
+
+[portal]
+enabled = true
+session_minutes = 0
+signin_limit_per_address = 0
+ntfy_server = "ntfy.sh"
+colour = "blue"
+"#
+        ),
+    )
+    .unwrap();
+    let (status, _, err) = cli(&path, &["check-config"], "");
+    assert_ne!(status, 0);
+    let file = path.display().to_string();
+    assert!(
+        err.contains(&format!("{file}: portal.colour: unknown key")),
+        "{err}"
+    );
+    // With the unknown key gone, the values are checked.
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("colour = \"blue\"\n", "");
+    std::fs::write(&path, text).unwrap();
+    let (status, _, err) = cli(&path, &["check-config"], "");
+    assert_ne!(status, 0);
+    for expected in [
+        "portal.enabled: needs [http] listen",
+        "portal.ntfy_server: must be an http(s) URL",
+        "portal.session_minutes: must be between 1 and 1440 minutes",
+        "portal.signin_limit_per_address: must be at least 1",
+    ] {
+        assert!(
+            err.contains(&format!("{file}: {expected}")),
+            "{expected:?} in {err}"
+        );
+    }
+}

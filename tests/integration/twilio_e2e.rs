@@ -280,7 +280,8 @@ fn sms_gateway_refusal_rejects_counted_and_without_the_token() {
     assert!(rampart.logs().contains("reason=\"provider_unavailable\""));
     assert!(rampart.logs().contains("Twilio error 20003: Authenticate"));
     assert!(
-        rampart.metric(r#"rampart_oob_delivery_failures_total{channel="sms",reason="status"}"#) >= 1.0
+        rampart.metric(r#"rampart_oob_delivery_failures_total{channel="sms",reason="status"}"#)
+            >= 1.0
     );
     assert!(
         rampart
