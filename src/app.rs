@@ -117,6 +117,12 @@ pub fn build_out_of_band(
         oob.hosted = Some(client);
         oob.hosted_failmode = duo.failmode;
     }
+    if let Some(push) = &config.push {
+        let (sender, default_target) = crate::factor::push::build(push)?;
+        info!(format = push.format.as_str(), "push: enabled");
+        oob.push = Some(sender);
+        oob.default_push_target = default_target;
+    }
     if let Some(sms) = &config.sms {
         oob.sms = Some(sms.build().map_err(|e| anyhow::anyhow!("[sms] {e}"))?);
         info!(provider = sms.provider(), "sms: text codes enabled");
@@ -242,6 +248,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         });
     }
     tasks.spawn(wait_for_signal(token.clone()));
+    // The ntfy reply relay: answers come back over a connection we open.
+    if let (Some(push), Some(oob)) = (&config.push, pipeline.out_of_band())
+        && crate::factor::push::spawn_reply_relay(push, oob, token.clone())?.is_some()
+    {
+        info!("push: ntfy reply relay started");
+    }
 
     let options = ServerOptions {
         max_in_flight: config.max_in_flight,

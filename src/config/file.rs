@@ -52,6 +52,9 @@ pub struct ConfigFile {
     /// `[duo]`: Duo Auth API v2 runs the whole second factor.
     #[serde(default)]
     pub duo: Option<DuoConfig>,
+    /// `[push]`: webhook or ntfy push notifications.
+    #[serde(default)]
+    pub push: Option<crate::factor::push::PushConfig>,
     /// `[sms]`: text-message gateway (Twilio or a templated HTTP gateway).
     #[serde(default)]
     pub sms: Option<SmsConfig>,

@@ -37,6 +37,8 @@ pub struct Config {
     pub out_of_band: OutOfBandConfig,
     /// `[duo]`, if configured.
     pub duo: Option<DuoConfig>,
+    /// `[push]`, if configured.
+    pub push: Option<crate::factor::push::PushConfig>,
     /// `[sms]`, if configured.
     pub sms: Option<SmsConfig>,
     /// `[phone]`, if configured.
@@ -230,6 +232,29 @@ pub fn validate(mut file: ConfigFile, source: &Path) -> Result<Config, Vec<Probl
         );
     }
 
+    if let Some(push) = &file.push {
+        for (key, message) in push.problems() {
+            problems.add(format!("push.{key}"), message);
+        }
+        // The answer has to come back somewhere: the reply topic, or links
+        // to rampart's HTTP listener.
+        let relayed =
+            push.format == crate::factor::push::PushFormat::Ntfy && push.reply_topic.is_some();
+        if !relayed && file.out_of_band.public_url.is_none() {
+            problems.add(
+                "out_of_band.public_url",
+                match push.format {
+                    crate::factor::push::PushFormat::Webhook => {
+                        "missing: webhook answers come back to rampart's HTTP listener; set public_url to the address the receiver (or the phone) reaches it at"
+                    }
+                    crate::factor::push::PushFormat::Ntfy => {
+                        "missing: set public_url (the phone reaches rampart) or [push] reply_topic (answers relayed through the ntfy server)"
+                    }
+                },
+            );
+        }
+    }
+
     if let Err(error) = tracing_subscriber::EnvFilter::try_new(&file.log.level) {
         problems.add("log.level", format!("not a valid filter: {error}"));
     }
@@ -261,6 +286,7 @@ pub fn validate(mut file: ConfigFile, source: &Path) -> Result<Config, Vec<Probl
         smtp: file.smtp,
         public_url: file.http.public_url,
         duo: file.duo,
+        push: file.push,
         sms: file.sms,
         phone: file.phone,
         clients,

@@ -7,6 +7,7 @@ mod delivery;
 pub mod duo;
 pub mod oob;
 pub mod phone;
+pub mod push;
 pub mod recovery;
 pub mod sms;
 pub mod totp;

@@ -20,73 +20,13 @@ use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
 use super::HttpState;
+use crate::admin as ops;
+pub use crate::admin::AdminConfig;
 use crate::auth::PrimaryAuth;
 use crate::mail::Mailer;
 use crate::seal::SealKey;
 use crate::secret::Secret;
-use crate::store::{DeviceKind, Store, StoreError, UserSummary};
-
-/// `[admin]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AdminConfig {
-    /// File with the API's bearer token (e.g. a systemd credential); the API
-    /// is off without it. Generate one with `openssl rand -hex 32`.
-    pub token_file: Option<String>,
-    /// Hours an invitation link stays valid.
-    #[serde(default = "default_invitation_hours")]
-    pub invitation_hours: u64,
-    /// Directory group (DN) whose members should enroll, for the
-    /// "not enrolled" list; unset = every directory user.
-    pub enrollment_group: Option<String>,
-    /// Organisation name used in invitation e-mails.
-    #[serde(default = "default_organisation")]
-    pub organisation: String,
-}
-
-impl Default for AdminConfig {
-    fn default() -> Self {
-        AdminConfig {
-            token_file: None,
-            invitation_hours: default_invitation_hours(),
-            enrollment_group: None,
-            organisation: default_organisation(),
-        }
-    }
-}
-
-fn default_invitation_hours() -> u64 {
-    72
-}
-fn default_organisation() -> String {
-    "Your IT team".into()
-}
-
-impl AdminConfig {
-    /// Problems as (key, message).
-    pub fn problems(&self) -> Vec<(String, String)> {
-        let mut problems = Vec::new();
-        if !(1..=24 * 30).contains(&self.invitation_hours) {
-            problems.push((
-                "invitation_hours".into(),
-                "must be between 1 and 720".into(),
-            ));
-        }
-        if let Some(path) = &self.token_file {
-            match crate::config::read_secret_file(path) {
-                Ok(token) if token.trim().len() < 32 => problems.push((
-                    "token_file".into(),
-                    format!(
-                        "{path}: the token must be at least 32 characters (openssl rand -hex 32)"
-                    ),
-                )),
-                Ok(_) => {}
-                Err(message) => problems.push(("token_file".into(), message)),
-            }
-        }
-        problems
-    }
-}
+use crate::store::{DeviceKind, StoreError};
 
 /// What the admin handlers need.
 pub struct Admin {
@@ -205,35 +145,6 @@ fn bad_name() -> Response {
     error(StatusCode::BAD_REQUEST, "invalid user name")
 }
 
-async fn summary_json(
-    store: &dyn Store,
-    user: &UserSummary,
-    now: i64,
-) -> Result<Value, StoreError> {
-    let oob = store.out_of_band(&user.name).await?;
-    let app_passwords = store.app_passwords(&user.name).await?;
-    let devices: Vec<Value> = oob
-        .devices
-        .iter()
-        .map(|d| json!({ "kind": d.kind.as_str(), "label": d.label, "created_at": d.created_at }))
-        .collect();
-    let enrolled = user.totp || !devices.is_empty();
-    Ok(json!({
-        "name": user.name,
-        "local_password": user.local_password,
-        "enrolled": enrolled,
-        "totp": user.totp,
-        "devices": devices,
-        "preferred_factor": oob.preferred,
-        "recovery_codes_left": user.recovery_codes_left,
-        "app_passwords": app_passwords.len(),
-        "failures": user.failures,
-        "locked_until": user.locked_until.filter(|t| *t > now),
-        "last_login": user.last_login,
-        "created_at": user.created_at,
-    }))
-}
-
 async fn list_users(_: Authorized, State(state): State<HttpState>) -> Response {
     let now = now();
     let users = match state.store.list_users().await {
@@ -242,7 +153,7 @@ async fn list_users(_: Authorized, State(state): State<HttpState>) -> Response {
     };
     let mut out = Vec::with_capacity(users.len());
     for user in &users {
-        match summary_json(state.store.as_ref(), user, now).await {
+        match ops::summary_json(state.store.as_ref(), user, now).await {
             Ok(value) => out.push(value),
             Err(e) => return store_error(e),
         }
@@ -266,7 +177,7 @@ async fn show_user(
     };
     let now = now();
     let result = async {
-        let mut value = summary_json(store, &user, now).await?;
+        let mut value = ops::summary_json(store, &user, now).await?;
         let app_passwords: Vec<Value> = store
             .app_passwords(&name)
             .await?
@@ -278,7 +189,7 @@ async fn show_user(
             .audit(Some(&name), 0, i64::MAX, 20)
             .await?
             .iter()
-            .map(audit_json)
+            .map(ops::audit_json)
             .collect();
         value["recent"] = json!(recent);
         Ok::<_, StoreError>(value)
@@ -331,47 +242,15 @@ async fn reset_factor(
     let Some(name) = user_name(&name) else {
         return bad_name();
     };
-    let store = state.store.as_ref();
-    let result = match factor.as_str() {
-        "totp" => store.remove_totp(&name).await.map(u64::from),
-        "recovery" => reset_recovery(store, &name).await,
-        "push" => remove_devices(store, &name, DeviceKind::Push).await,
-        "phone" => remove_devices(store, &name, DeviceKind::Phone).await,
-        _ => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "factor must be totp, recovery, push or phone",
-            );
-        }
-    };
+    let result = ops::reset_factor(state.store.as_ref(), &name, &factor).await;
     let removed = match result {
         Ok(n) => n,
-        Err(e) => return store_error(e),
+        Err(ops::OpError::Store(e)) => return store_error(e),
+        Err(ops::OpError::BadRequest(message)) => return error(StatusCode::BAD_REQUEST, message),
+        Err(ops::OpError::Directory(_)) => return error(StatusCode::BAD_GATEWAY, "directory"),
     };
     info!(target: "rampart::audit", user = %name, factor = %factor, removed, "admin: factor reset");
     Json(json!({ "user": name, "factor": factor, "removed": removed })).into_response()
-}
-
-async fn reset_recovery(store: &dyn Store, name: &str) -> Result<u64, StoreError> {
-    let Some(user) = store.user(name).await? else {
-        return Err(StoreError::NoSuchUser(name.to_string()));
-    };
-    store.replace_recovery_codes(name, &[], now()).await?;
-    Ok(u64::from(user.recovery_codes_left))
-}
-
-async fn remove_devices(
-    store: &dyn Store,
-    name: &str,
-    kind: DeviceKind,
-) -> Result<u64, StoreError> {
-    let mut removed = 0;
-    for device in store.out_of_band(name).await?.devices {
-        if device.kind == kind && store.remove_device(name, kind, &device.label).await? {
-            removed += 1;
-        }
-    }
-    Ok(removed)
 }
 
 async fn remove_device(
@@ -495,43 +374,21 @@ async fn unenrolled(_: Authorized, State(state): State<HttpState>) -> Response {
     let Some(admin) = &state.admin else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let store = state.store.as_ref();
-    let accounts = match store.list_users().await {
-        Ok(users) => users,
-        Err(e) => return store_error(e),
-    };
-    let mut enrolled = std::collections::HashSet::new();
-    let mut candidates = Vec::new();
-    for account in &accounts {
-        let devices = match store.out_of_band(&account.name).await {
-            Ok(oob) => oob.devices.len(),
-            Err(e) => return store_error(e),
-        };
-        if account.totp || devices > 0 {
-            enrolled.insert(account.name.clone());
-        } else {
-            candidates.push(account.name.clone());
-        }
-    }
     let group = admin.config.enrollment_group.as_deref();
-    let source = match admin.primary.list_users(group).await {
-        Ok(Some(directory)) => {
-            candidates.extend(directory);
-            "directory"
+    match ops::unenrolled(state.store.as_ref(), admin.primary.as_ref(), group).await {
+        Ok((source, users)) => {
+            Json(json!({ "source": source, "group": group, "users": users })).into_response()
         }
-        Ok(None) => "store",
-        Err(e) => {
+        Err(ops::OpError::Store(e)) => store_error(e),
+        Err(ops::OpError::Directory(e)) => {
             warn!(error = %e, "admin API: directory listing failed");
-            return error(
+            error(
                 StatusCode::BAD_GATEWAY,
                 "the directory cannot be listed now",
-            );
+            )
         }
-    };
-    candidates.retain(|name| !enrolled.contains(name));
-    candidates.sort();
-    candidates.dedup();
-    Json(json!({ "source": source, "group": group, "users": candidates })).into_response()
+        Err(ops::OpError::BadRequest(message)) => error(StatusCode::BAD_REQUEST, message),
+    }
 }
 
 #[derive(Deserialize)]
@@ -540,19 +397,6 @@ struct AuditQuery {
     since: Option<i64>,
     until: Option<i64>,
     limit: Option<u32>,
-}
-
-fn audit_json(event: &crate::store::AuditEvent) -> Value {
-    json!({
-        "time": event.time,
-        "user": event.user,
-        "client": event.client,
-        "calling_station_id": event.station,
-        "outcome": event.outcome,
-        "reason": event.reason,
-        "factor": event.factor,
-        "duration_ms": event.duration_ms,
-    })
 }
 
 async fn audit(
@@ -575,7 +419,7 @@ async fn audit(
         .await
     {
         Ok(events) => {
-            let events: Vec<Value> = events.iter().map(audit_json).collect();
+            let events: Vec<Value> = events.iter().map(ops::audit_json).collect();
             Json(json!({ "events": events })).into_response()
         }
         Err(e) => store_error(e),

@@ -6,6 +6,7 @@
 pub mod admin;
 mod health;
 mod metrics;
+pub mod oob;
 mod twilio;
 
 use std::sync::Arc;
@@ -53,6 +54,7 @@ pub fn router(state: HttpState) -> Router {
         .merge(metrics::routes())
         .merge(health::routes())
         .merge(admin::routes())
+        .merge(oob::routes())
         .merge(twilio::routes());
     if let Some(portal) = &state.portal {
         router = router.merge(crate::portal::routes(portal.clone()));

@@ -133,6 +133,15 @@ impl PendingTable {
         self.lock().by_txn.get(txn).map(|e| e.user.clone())
     }
 
+    /// The user and the login (NAS, station) of a running transaction, for a
+    /// confirmation page that says who is signing in where.
+    pub fn describe(&self, txn: &str) -> Option<(String, JoinKey)> {
+        self.lock()
+            .by_txn
+            .get(txn)
+            .map(|e| (e.user.clone(), e.join.clone()))
+    }
+
     /// Ends a transaction with `answer`; the first answer wins.
     pub fn resolve(&self, txn: &str, answer: Answer) -> Result<(), ResolveError> {
         let entry = {
