@@ -926,3 +926,96 @@ colour = "blue"
         );
     }
 }
+
+/// Push end to end: the portal creates a topic on the ntfy emulator, the
+/// scripted phone (which taps buttons as the ntfy app does) approves the
+/// test push through the reply relay, the topic is stored, and a VPN login
+/// with `,push` is then approved on the same topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_enrolled_in_the_portal_through_the_ntfy_emulator_then_signs_in() {
+    use crate::common::ntfy::{Auth, Ntfy, Options as NtfyOptions, Perm};
+    use crate::common::phone::{Phone, Script};
+    const REPLY_TOPIC: &str = "rampart-replies-portal-0123456789";
+    const NTFY_TOKEN: &str = "tk_portalrampartrelaytoken0000001";
+
+    let ntfy = Ntfy::start_with(NtfyOptions {
+        auth: Some(Auth {
+            tokens: vec![(NTFY_TOKEN.into(), "*".into(), Perm::ReadWrite)],
+            everyone: vec![(REPLY_TOPIC.into(), Perm::WriteOnly)],
+        }),
+        ..NtfyOptions::default()
+    });
+    let secrets = tempfile::tempdir().unwrap();
+    let token_file = secrets.path().join("ntfy.token");
+    std::fs::write(&token_file, format!("{NTFY_TOKEN}\n")).unwrap();
+    let rampart = Rampart::start_with(portal_options(&format!(
+        r#"ntfy_server = "{url}"
+
+[out_of_band]
+timeout_secs = 20
+
+[push]
+format = "ntfy"
+url = "{url}"
+token_file = "{token}"
+reply_topic = "{REPLY_TOPIC}"
+"#,
+        url = ntfy.url,
+        token = token_file.display(),
+    )));
+    assert!(
+        rampart.wait_for_log("ntfy reply relay subscribed", Duration::from_secs(10)),
+        "{}",
+        rampart.logs()
+    );
+    rampart.add_user("judy", "pw-Judy-1");
+    let mut web = Web::new(rampart.metrics);
+    let page = tokio::task::block_in_place(|| {
+        sign_in(&mut web, "judy", "pw-Judy-1");
+        web.get("/enroll/push")
+    });
+    assert_eq!(page.screen(), Some("push"), "{}", page.body);
+    let topic_url = page.text_of_class("key").unwrap();
+    let topic = topic_url
+        .strip_prefix(&format!("{}/", ntfy.url))
+        .expect("a topic on the configured ntfy server")
+        .to_string();
+    let csrf = page.csrf();
+    let waiting = tokio::task::block_in_place(|| web.post("/enroll/push/test", &[("csrf", &csrf)]));
+    assert_eq!(waiting.screen(), Some("push-wait"), "{}", waiting.body);
+    let (_, devices, _) = cli(&rampart.config, &["enroll", "list", "judy"], "");
+    assert!(
+        !devices.contains("push"),
+        "nothing stored before approval: {devices}"
+    );
+
+    let (notification, tap) = Phone::new().run(&ntfy, &topic, 0, Script::Approve).await;
+    assert_eq!(tap.unwrap().status, 200);
+    assert!(
+        notification.to_string().contains("finish setting up push"),
+        "{notification}"
+    );
+    let done = tokio::task::block_in_place(|| wait_for_answer(&mut web));
+    done.assert_contains("Push approval is active");
+    let (_, devices, _) = cli(&rampart.config, &["enroll", "list", "judy"], "");
+    assert!(
+        devices.contains("push") && devices.contains("phone"),
+        "{devices}"
+    );
+
+    // The VPN login now pushes to the enrolled topic.
+    let server = rampart.radius;
+    let login = tokio::task::spawn_blocking(move || {
+        radclient(
+            server,
+            SECRET,
+            "User-Name = \"judy\", User-Password = \"pw-Judy-1,push\", Message-Authenticator = 0x00",
+            5,
+            3,
+        )
+    });
+    let (_, tap) = Phone::new().run(&ntfy, &topic, 1, Script::Approve).await;
+    assert_eq!(tap.unwrap().status, 200);
+    login.await.unwrap().assert_code("Access-Accept");
+    assert_not_logged(&rampart, &[&topic, NTFY_TOKEN, "pw-Judy-1"]);
+}
