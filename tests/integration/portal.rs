@@ -62,15 +62,24 @@ fn assert_not_logged(rampart: &Rampart, secrets: &[&str]) {
     }
 }
 
-async fn screen(client: &fantoccini::Client) -> String {
-    client
-        .find(Locator::Css("main"))
-        .await
-        .unwrap()
-        .attr("data-screen")
-        .await
-        .unwrap()
-        .unwrap_or_default()
+/// The `data-screen` of the page shown now, once it differs from
+/// `previous`: a click returns before the next page has loaded, and the old
+/// page's elements go stale under the reader.
+async fn next_screen(client: &fantoccini::Client, previous: Option<&str>) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let shown = match client.find(Locator::Css("main")).await {
+            Ok(main) => main.attr("data-screen").await.ok().flatten(),
+            Err(_) => None,
+        };
+        if let Some(shown) = shown
+            && Some(shown.as_str()) != previous
+        {
+            return shown;
+        }
+        assert!(Instant::now() < deadline, "still on screen {previous:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Sign-in → QR page → done: three screens, one trip to the phone (scan,
@@ -87,7 +96,7 @@ async fn totp_enrollment_in_headless_chromium_then_radius_login() {
     c.goto(&format!("http://{}/enroll", rampart.metrics))
         .await
         .unwrap();
-    screens.push(screen(c).await);
+    screens.push(next_screen(c, None).await);
     c.find(Locator::Css("#user"))
         .await
         .unwrap()
@@ -106,7 +115,7 @@ async fn totp_enrollment_in_headless_chromium_then_radius_login() {
         .click()
         .await
         .unwrap();
-    screens.push(screen(c).await);
+    screens.push(next_screen(c, Some("signin")).await);
 
     // The phone's part: scan the QR code on the screen.
     let png = c.screenshot().await.unwrap();
@@ -141,7 +150,7 @@ async fn totp_enrollment_in_headless_chromium_then_radius_login() {
         .click()
         .await
         .unwrap();
-    screens.push(screen(c).await);
+    screens.push(next_screen(c, Some("totp")).await);
     let source = c.source().await.unwrap();
     browser.close().await;
 
