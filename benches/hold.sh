@@ -71,6 +71,7 @@ key_file = "$OUT/rampart.key"
 
 [http]
 listen = "127.0.0.1:$HTTP_PORT"
+public_url = "http://127.0.0.1:$HTTP_PORT"
 
 [out_of_band]
 timeout_secs = $HOLD_SECS

@@ -362,7 +362,7 @@ async fn ntfy_refusing_rampart_token_rejects_the_login_and_is_counted() {
         "the emulator refused the publish"
     );
     assert_eq!(
-        rampart.metric("rampart_provider_errors_total{channel=\"push\",reason=\"status\"}"),
+        rampart.metric("rampart_oob_delivery_failures_total{channel=\"push\",reason=\"status\"}"),
         1.0
     );
     assert!(rampart.wait_for_log("unauthorized", Duration::from_secs(5)));
