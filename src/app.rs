@@ -191,6 +191,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let pipeline = Arc::new(build_pipeline(&config, store.clone(), key, Some(audit))?);
     let oob = pipeline.out_of_band();
     let admin = build_admin(&config, &pipeline, key_for_http.clone())?;
+    let portal = config.portal.enabled.then(|| {
+        Arc::new(crate::portal::Portal::new(crate::portal::PortalParts {
+            config: config.portal.clone(),
+            primary: pipeline.primary(),
+            store: store.clone(),
+            key: key_for_http.clone(),
+            totp: config.totp.clone(),
+            oob: oob.clone(),
+            username: config.username.clone(),
+        }))
+    });
 
     let socket = UdpSocket::bind(config.listen)
         .await
@@ -212,12 +223,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen for HTTP on tcp/{addr}"))?;
         info!("HTTP listening on http://{}", listener.local_addr()?);
+        if config.portal.enabled {
+            info!(
+                "enrollment portal on http://{}/enroll",
+                listener.local_addr()?
+            );
+        }
         let upkeep = handle.clone();
         let router = crate::http::router(crate::http::HttpState {
             metrics: handle,
             store,
             oob,
             admin,
+            portal,
         });
         let http_token = token.clone();
         tasks.spawn(async move {

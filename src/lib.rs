@@ -5,7 +5,8 @@
 //! Layout: `radius` is the wire (pure codec + the one socket owner), `pipeline`
 //! is the request path, `auth` and `factor` are backends behind small traits,
 //! `store` persists enrollment, `config` reads and validates the file, `app`
-//! wires it together and `cli` is the admin's command line.
+//! wires it together, `cli` is the admin's command line and `portal` the
+//! users' self-enrollment pages.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -22,6 +23,7 @@ pub mod invite;
 pub mod mail;
 
 pub mod pipeline;
+pub mod portal;
 pub mod radius;
 pub mod seal;
 pub mod secret;

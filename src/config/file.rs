@@ -11,6 +11,7 @@ use crate::factor::oob::OutOfBandConfig;
 use crate::factor::phone::PhoneConfig;
 use crate::factor::sms::SmsConfig;
 use crate::factor::totp::TotpConfig;
+use crate::portal::PortalConfig;
 use crate::store::StoreConfig;
 use crate::username::UsernameConfig;
 
@@ -66,6 +67,9 @@ pub struct ConfigFile {
     /// `[phone]`: verification calls (Twilio).
     #[serde(default)]
     pub phone: Option<PhoneConfig>,
+    /// `[portal]`: the self-enrollment portal.
+    #[serde(default)]
+    pub portal: PortalConfig,
 }
 
 /// `[radius]`: the UDP listener.

@@ -16,6 +16,7 @@ use crate::factor::oob::OutOfBandConfig;
 use crate::factor::phone::PhoneConfig;
 use crate::factor::sms::SmsConfig;
 use crate::factor::totp::TotpConfig;
+use crate::portal::PortalConfig;
 use crate::radius::clients::{Client, Clients};
 use crate::secret::Secret;
 use crate::store::StoreConfig;
@@ -64,8 +65,10 @@ pub struct Config {
     pub log_level: String,
     /// Log format.
     pub log_format: LogFormat,
-    /// HTTP listener (metrics, health), if any.
+    /// HTTP listener (metrics, health, portal), if any.
     pub http_listen: Option<SocketAddr>,
+    /// `[portal]`.
+    pub portal: PortalConfig,
 }
 
 /// Login policy, validated.
@@ -219,6 +222,16 @@ pub fn validate(mut file: ConfigFile, source: &Path) -> Result<Config, Vec<Probl
         );
     }
 
+    for (key, message) in file.portal.problems() {
+        problems.add(format!("portal.{key}"), message);
+    }
+    if file.portal.enabled && file.http.listen.is_none() {
+        problems.add(
+            "portal.enabled",
+            "needs [http] listen: the portal is served on rampart's HTTP listener",
+        );
+    }
+
     if let Some(push) = &file.push {
         for (key, message) in push.problems() {
             problems.add(format!("push.{key}"), message);
@@ -292,6 +305,7 @@ pub fn validate(mut file: ConfigFile, source: &Path) -> Result<Config, Vec<Probl
         log_level: file.log.level,
         log_format: file.log.format,
         http_listen,
+        portal: file.portal,
     })
 }
 

@@ -131,7 +131,21 @@ impl TotpFactor {
 
     /// Enrolls (or re-enrolls) a user with a fresh random seed; the old seed stops working.
     pub async fn enroll(&self, user: &str, now: i64) -> Result<Enrollment, TotpError> {
-        let seed = Secret::new(rand::random::<[u8; SEED_LEN]>().to_vec());
+        let seed = new_seed();
+        let enrollment = self.enrollment(user, &seed)?;
+        self.store_seed(user, &seed, now).await?;
+        Ok(enrollment)
+    }
+
+    /// The issuer shown in authenticator apps (`[totp] issuer`).
+    pub fn issuer(&self) -> &str {
+        &self.config.issuer
+    }
+
+    /// What the user's app needs for `seed`, without storing anything (the
+    /// portal keeps a pending seed in its session until a code proves the
+    /// app has it).
+    pub fn enrollment(&self, user: &str, seed: &Secret<Vec<u8>>) -> Result<Enrollment, TotpError> {
         let totp = generator(
             seed.expose(),
             self.config.skew,
@@ -141,9 +155,41 @@ impl TotpFactor {
         .ok_or(TotpError::Unsealable)?;
         let uri = Secret::new(totp.to_url().map_err(|_| TotpError::Unsealable)?);
         let base32 = Secret::new(totp.secret().to_base32());
+        Ok(Enrollment { uri, base32 })
+    }
+
+    /// The step `code` matches for a seed that is not stored yet (within
+    /// ±`skew`), or `None`.
+    pub fn check_pending(&self, seed: &Secret<Vec<u8>>, code: &str, now: u64) -> Option<i64> {
+        let totp = generator(seed.expose(), self.config.skew, None, "x")?;
+        totp.check(code, now)
+            .map(|step| i64::try_from(step).unwrap_or(i64::MAX))
+    }
+
+    /// Activates a verified pending seed: seals and stores it (replacing any
+    /// old one), then claims the step of the code that verified it, so that
+    /// code cannot also sign in (RFC 6238 §5.2).
+    pub async fn activate(
+        &self,
+        user: &str,
+        seed: &Secret<Vec<u8>>,
+        step: i64,
+        now: i64,
+    ) -> Result<(), TotpError> {
+        self.store_seed(user, seed, now).await?;
+        self.store.claim_totp_step(user, step).await?;
+        Ok(())
+    }
+
+    async fn store_seed(
+        &self,
+        user: &str,
+        seed: &Secret<Vec<u8>>,
+        now: i64,
+    ) -> Result<(), TotpError> {
         let sealed = self.key.seal(user.as_bytes(), seed.expose());
         self.store.set_totp(user, &sealed, now).await?;
-        Ok(Enrollment { uri, base32 })
+        Ok(())
     }
 
     /// Checks a code at unix time `now` and, if right, claims its step.
@@ -183,6 +229,11 @@ impl TotpFactor {
             Ok(TotpOutcome::Replayed)
         }
     }
+}
+
+/// A fresh random seed of [`SEED_LEN`] octets.
+pub fn new_seed() -> Secret<Vec<u8>> {
+    Secret::new(rand::random::<[u8; SEED_LEN]>().to_vec())
 }
 
 /// The code for a seed at a time; for tests, benches and `radtest` helpers.

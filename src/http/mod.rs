@@ -1,6 +1,6 @@
 //! The HTTP listener: one axum router on its own port for everything that is
-//! not RADIUS — `/metrics` and `/healthz` now; the push approval callbacks and
-//! the enrollment portal join it later. Takes a bound listener and a
+//! not RADIUS — `/metrics`, `/healthz`, and the self-enrollment portal under
+//! `/enroll` when `[portal]` enables it. Takes a bound listener and a
 //! cancellation token, like the RADIUS server.
 
 pub mod admin;
@@ -29,6 +29,9 @@ pub struct HttpState {
     pub oob: Option<Arc<crate::factor::oob::OutOfBand>>,
     /// The admin API, when `[admin] token_file` is set.
     pub admin: Option<Arc<admin::Admin>>,
+    /// The self-enrollment portal (`[portal] enabled`): its routes are
+    /// mounted under `/enroll` only when it is set.
+    pub portal: Option<Arc<crate::portal::Portal>>,
 }
 
 impl HttpState {
@@ -40,19 +43,23 @@ impl HttpState {
             store,
             oob: None,
             admin: None,
+            portal: None,
         }
     }
 }
 
 /// The router with every route.
 pub fn router(state: HttpState) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .merge(metrics::routes())
         .merge(health::routes())
         .merge(admin::routes())
         .merge(oob::routes())
-        .merge(twilio::routes())
-        .with_state(state)
+        .merge(twilio::routes());
+    if let Some(portal) = &state.portal {
+        router = router.merge(crate::portal::routes(portal.clone()));
+    }
+    router.with_state(state)
 }
 
 /// Serves HTTP until `token` is cancelled, then finishes open requests.
@@ -61,7 +68,9 @@ pub async fn serve(
     router: Router,
     token: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
+    // The peer address reaches handlers (the portal's per-address sign-in limit).
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(async move { token.cancelled().await })
         .await
 }

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod certs;
 pub mod duo;
 pub mod freeradius;
@@ -15,6 +16,7 @@ pub mod proxy;
 pub mod recorder;
 pub mod slapd;
 pub mod twilio;
+pub mod web;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
