@@ -12,6 +12,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 
 use super::{PgStoreError, db};
@@ -21,6 +22,9 @@ use crate::store::{StoreConfig, StoreError};
 /// Connections unused this long are closed (the server may have a lower
 /// `idle_session_timeout`, a firewall may forget idle flows).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// A pooled connection idle this long is tested (one round trip) before use.
+/// Shorter than any server restart, so a connection broken by one is caught.
+const RECHECK_AFTER_IDLE: Duration = Duration::from_millis(100);
 /// Connections are replaced after this long, so a failover to a new primary
 /// behind the same address is picked up even without errors.
 const MAX_LIFETIME: Duration = Duration::from_secs(1800);
@@ -80,5 +84,17 @@ pub(super) fn pool(pool_size: u32, timeout: Duration) -> PgPoolOptions {
         .acquire_timeout(timeout)
         .idle_timeout(IDLE_TIMEOUT)
         .max_lifetime(MAX_LIFETIME)
-        .test_before_acquire(true)
+        // sqlx pings every connection when it is returned to the pool; one
+        // idle for a while is pinged again before use (a server restart in
+        // between would have broken it), a busy one is not: that ping would
+        // be a round trip per query.
+        .test_before_acquire(false)
+        .before_acquire(|connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= RECHECK_AFTER_IDLE {
+                    connection.ping().await?;
+                }
+                Ok(true)
+            })
+        })
 }
