@@ -5,9 +5,9 @@
 //! Connection loss: while the server is down, opening a connection is
 //! retried by sqlx until `timeout_ms` runs out, so a request fails after at
 //! most that long. Connections broken by a server restart are weeded out by
-//! a liveness check before they are handed out (sqlx's
-//! `test_before_acquire`, one round trip), so the first requests after the
-//! server is back succeed instead of each hitting a dead connection.
+//! a liveness check (one round trip) before a connection that sat idle is
+//! handed out, so the first requests after the server is back succeed
+//! instead of each hitting a dead connection.
 
 use std::str::FromStr;
 use std::time::Duration;
