@@ -12,9 +12,10 @@ use super::{Asked, Pipeline, Verdict};
 use crate::auth::UserInfo;
 use crate::factor::oob::pending::{JoinKey, Park};
 use crate::factor::oob::{
-    Answer, Channel, FailMode, HostedFactor, HostedMfa, HostedOutcome, HostedRequest, LoginContext,
-    OutOfBand, PushTarget, e164,
+    Answer, CallPrompt, Channel, FailMode, HostedFactor, HostedMfa, HostedOutcome, HostedRequest,
+    LoginContext, OutOfBand, PushTarget, e164,
 };
+use crate::factor::phone::PinMode;
 use crate::radius::AccessRequest;
 use crate::secret::Secret;
 use crate::store::{DeviceKind, LoginState};
@@ -216,17 +217,53 @@ impl Pipeline {
                     .await
             }
             Choice::Phone(number) => {
+                let pin = match self.phone_pin(oob, user).await {
+                    Ok(pin) => pin,
+                    Err(verdict) => return verdict,
+                };
                 let context = self.context(request, user, now);
-                let deliver = async |approval| {
+                let deliver = async |approval: crate::factor::oob::Approval| {
                     let Some(caller) = &oob.caller else {
                         return Err(crate::factor::oob::ProviderError::NoTarget("phone"));
                     };
-                    caller.call(&number, &approval).await
+                    let prompt = match pin {
+                        Some(hash) => {
+                            // Before the call: the keypress cannot come first.
+                            oob.pending.expect_pin(&approval.txn, hash);
+                            CallPrompt::Pin
+                        }
+                        None => CallPrompt::Pound,
+                    };
+                    caller.call(&number, &approval, prompt).await
                 };
                 self.hold(oob, Channel::Phone, context, deliver, state, info, now)
                     .await
             }
         }
+    }
+
+    /// The PIN hash a call for `user` asks for (`[phone] pin`): `None` when
+    /// PINs are off or the user set none (optional); a Reject, before any
+    /// call is placed, when a PIN is required and the user has none.
+    async fn phone_pin(&self, oob: &OutOfBand, user: &str) -> Result<Option<String>, Verdict> {
+        if oob.phone_pin == PinMode::Off {
+            return Ok(None);
+        }
+        let hash = self.store.phone_pin_hash(user).await.map_err(|error| {
+            warn!(%error, user, "store unavailable");
+            Verdict::reject("store_unavailable", "phone", None)
+        })?;
+        if hash.is_none() && oob.phone_pin == PinMode::Required {
+            let message = format!(
+                "Sign-in by phone call needs a call PIN, and none is set for your account. Set one {}, or sign in with another method.",
+                match &self.policy.enroll_url {
+                    Some(url) => format!("on the phone page at {url}"),
+                    None => "with your administrator".to_string(),
+                }
+            );
+            return Err(Verdict::reject("pin_not_enrolled", "phone", Some(&message)));
+        }
+        Ok(hash)
     }
 
     /// Parks the login, delivers the push or call once, and waits for the
@@ -358,6 +395,24 @@ impl Pipeline {
                 };
                 let reason = if fraud { "fraud_reported" } else { "denied" };
                 Verdict::reject(reason, factor, Some(&message))
+            }
+            Answer::WrongPin => {
+                // A failed attempt like a wrong code: counted toward the
+                // lockout, not a fraud lock (it may be a typo).
+                let locked_now = if joined {
+                    None
+                } else {
+                    self.record_failure(user, now).await
+                };
+                Verdict::reject(
+                    "wrong_pin",
+                    factor,
+                    Some(
+                        locked_now
+                            .as_deref()
+                            .unwrap_or("Wrong PIN on the call. Sign in again to get a new call."),
+                    ),
+                )
             }
             Answer::NotAnswered => Verdict::reject(
                 "not_answered",

@@ -305,6 +305,17 @@ pub trait Store: Send + Sync + 'static {
     /// leaves the outstanding one in place).
     async fn take_sms_code(&self, name: &str, hash: &str, now: i64) -> Result<bool, StoreError>;
 
+    /// Sets (or replaces) the keyed hash of the user's phone-call PIN
+    /// (`SealKey::code_hash("phone-pin", user, pin)`); creates the account
+    /// row if needed.
+    async fn set_phone_pin(&self, name: &str, hash: &str, now: i64) -> Result<(), StoreError>;
+
+    /// The keyed hash of the user's phone-call PIN, if one is set.
+    async fn phone_pin_hash(&self, name: &str) -> Result<Option<String>, StoreError>;
+
+    /// Removes the phone-call PIN; returns whether one was set.
+    async fn clear_phone_pin(&self, name: &str) -> Result<bool, StoreError>;
+
     /// Locks the user until `until` (a denied push, a fraud report),
     /// whatever the failure count.
     async fn lock_user(&self, name: &str, until: i64) -> Result<(), StoreError>;

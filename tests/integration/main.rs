@@ -16,6 +16,7 @@ mod portal;
 mod push;
 mod twilio_e2e;
 mod twilio_phone;
+mod twilio_pin;
 mod twilio_sms;
 mod upstream;
 mod wire;
