@@ -299,7 +299,7 @@ pub fn validate(mut file: ConfigFile, source: &Path) -> Result<Config, Vec<Probl
             enroll_url: file.policy.enroll_url.or_else(|| {
                 file.portal
                     .enabled
-                    .then(|| file.http.public_url.as_ref())
+                    .then_some(file.http.public_url.as_ref())
                     .flatten()
                     .map(|base| format!("{}/enroll", base.trim_end_matches('/')))
             }),
