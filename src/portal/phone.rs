@@ -50,8 +50,8 @@ pub(super) async fn send_code(
     label: &str,
     number: &str,
 ) -> Result<(), Response> {
-    let Some((oob, sms)) = portal
-        .oob
+    let oob = portal.oob();
+    let Some((oob, sms)) = oob
         .as_deref()
         .and_then(|oob| oob.sms.as_ref().map(|sms| (oob, sms)))
     else {
@@ -77,7 +77,7 @@ pub(super) async fn send_code(
     ));
     if let Err(error) = sms.send(number, &text).await {
         warn!(%error, user, label, "portal: SMS delivery failed");
-        metrics::counter!("rampart_provider_errors_total", "channel" => "sms", "reason" => error.reason())
+        metrics::counter!("rampart_oob_delivery_failures_total", "channel" => "sms", "reason" => error.reason())
             .increment(1);
         return Err(portal.problem(
             StatusCode::BAD_GATEWAY,
@@ -108,7 +108,7 @@ async fn render(
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    if portal.oob.as_deref().is_none_or(|o| o.sms.is_none()) {
+    if portal.oob().is_none_or(|o| o.sms.is_none()) {
         return no_sms(portal);
     }
     let (user, csrf) = signed.who();
