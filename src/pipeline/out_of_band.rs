@@ -19,6 +19,26 @@ use crate::radius::AccessRequest;
 use crate::secret::Secret;
 use crate::store::{DeviceKind, LoginState};
 
+/// A login waiting for a push or call answer. The pipeline hands it back
+/// inside the [`Verdict`] instead of awaiting it in place: the future that
+/// decided the login (thousands of bytes: every branch of the request path)
+/// is then freed, and only this and a small waiting future stay alive for
+/// the tens of seconds a person takes to answer.
+pub(super) struct Held {
+    waiting: Waiting,
+    user: String,
+    factor: &'static str,
+    state: LoginState,
+    reply_attributes: Vec<crate::radius::Attribute>,
+    now: u64,
+    timeout: std::time::Duration,
+}
+
+enum Waiting {
+    Parked(crate::factor::oob::pending::Parked),
+    Joined(crate::factor::oob::pending::Joined),
+}
+
 /// Where each channel would reach this user, for the providers configured.
 #[derive(Default)]
 pub(super) struct Channels {
@@ -264,10 +284,15 @@ impl Pipeline {
                 );
             }
             Park::Joined(joined) => {
-                let answer = joined.wait(oob.config.timeout()).await;
-                return self
-                    .answer_verdict(&user, answer, factor, state, info, now, true)
-                    .await;
+                return Verdict::held(Held {
+                    waiting: Waiting::Joined(joined),
+                    user,
+                    factor,
+                    state: state.without_seed(),
+                    reply_attributes: info.reply_attributes,
+                    now,
+                    timeout: oob.config.timeout(),
+                });
             }
             Park::New(parked) => parked,
         };
@@ -296,12 +321,42 @@ impl Pipeline {
                 Some("The approval could not be sent. Sign in with a code, or try again later."),
             );
         }
-        metrics::gauge!("rampart_oob_pending").increment(1.0);
-        let answer = parked.wait(oob.config.timeout()).await;
-        metrics::gauge!("rampart_oob_pending").decrement(1.0);
-        metrics::counter!("rampart_oob_outcomes_total", "channel" => factor, "outcome" => answer.as_str())
-            .increment(1);
-        self.answer_verdict(&user, answer, factor, state, info, now, false)
+        Verdict::held(Held {
+            waiting: Waiting::Parked(parked),
+            user,
+            factor,
+            state: state.without_seed(),
+            reply_attributes: info.reply_attributes,
+            now,
+            timeout: oob.config.timeout(),
+        })
+    }
+
+    /// Waits for a held login's answer and decides. Runs after the request's
+    /// big decision future is gone (see [`Held`]), so a parked login costs
+    /// only this small future and the table entries.
+    pub(super) async fn finish_held(&self, held: Held) -> Verdict {
+        let Held {
+            waiting,
+            user,
+            factor,
+            state,
+            reply_attributes,
+            now,
+            timeout,
+        } = held;
+        let (answer, joined) = match waiting {
+            Waiting::Parked(parked) => {
+                metrics::gauge!("rampart_oob_pending").increment(1.0);
+                let answer = parked.wait(timeout).await;
+                metrics::gauge!("rampart_oob_pending").decrement(1.0);
+                metrics::counter!("rampart_oob_outcomes_total", "channel" => factor, "outcome" => answer.as_str())
+                    .increment(1);
+                (answer, false)
+            }
+            Waiting::Joined(joined) => (joined.wait(timeout).await, true),
+        };
+        self.answer_verdict(&user, answer, factor, &state, reply_attributes, now, joined)
             .await
     }
 
@@ -314,7 +369,7 @@ impl Pipeline {
         answer: Answer,
         factor: &'static str,
         state: &LoginState,
-        info: UserInfo,
+        reply_attributes: Vec<crate::radius::Attribute>,
         now: u64,
         joined: bool,
     ) -> Verdict {
@@ -326,7 +381,7 @@ impl Pipeline {
                 if !joined {
                     self.record_success(user, now, state).await;
                 }
-                Verdict::accept("ok", factor, None, info.reply_attributes)
+                Verdict::accept("ok", factor, None, reply_attributes)
             }
             Answer::Denied | Answer::Fraud => {
                 let fraud = answer == Answer::Fraud;

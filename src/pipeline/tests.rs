@@ -141,9 +141,14 @@ fn request(user: &str, typed: Option<&str>, station: &str) -> AccessRequest {
     }
 }
 
+/// What `Handler::handle` does: decide, then finish a held login.
 async fn decide(pipeline: &Arc<Pipeline>, request: AccessRequest) -> Verdict {
     let user = request.user_name.clone();
-    pipeline.decide(&request, &user).await
+    let mut verdict = pipeline.decide(&request, &user).await;
+    if let Some(held) = verdict.held.take() {
+        verdict = pipeline.finish_held(*held).await;
+    }
+    verdict
 }
 
 /// The phone taps a button: the token is checked and the login resolved,

@@ -173,6 +173,16 @@ pub struct LoginState {
     pub totp: Option<TotpRecord>,
 }
 
+impl LoginState {
+    /// A copy without the sealed seed, for logins that no longer need it.
+    pub fn without_seed(&self) -> LoginState {
+        LoginState {
+            totp: None,
+            ..self.clone()
+        }
+    }
+}
+
 // Hand-written so the sealed seed never ends up in logs, even encrypted.
 impl fmt::Debug for TotpRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
