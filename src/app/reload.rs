@@ -138,11 +138,7 @@ impl Running {
                 return false;
             }
         };
-        let carry = self
-            .carry
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let carry = self.carry.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let pipeline = match build_pipeline(
             &config,
             self.store.clone(),
@@ -152,9 +148,7 @@ impl Running {
         ) {
             Ok(pipeline) => Arc::new(pipeline),
             Err(error) => {
-                error!(
-                    "reload refused: {error:#}; the running configuration stays"
-                );
+                error!("reload refused: {error:#}; the running configuration stays");
                 return false;
             }
         };
@@ -163,7 +157,8 @@ impl Running {
         // The relay first: if it cannot start, nothing has changed yet.
         let mut relay = self.relay.lock().unwrap_or_else(|e| e.into_inner());
         let wanted = config.push.as_ref().and_then(RelayKey::of);
-        let keep = matches!((&*relay, &wanted), (Some(running), Some(wanted)) if running.key.same(wanted));
+        let keep =
+            matches!((&*relay, &wanted), (Some(running), Some(wanted)) if running.key.same(wanted));
         let mut replaced = None;
         if !keep {
             let started = match (&config.push, &oob, wanted) {
@@ -195,8 +190,7 @@ impl Running {
             old.cancel.cancel();
             info!("push: ntfy reply relay restarted with the new [push] settings");
         }
-        *self.carry.lock().unwrap_or_else(|e| e.into_inner()) =
-            carry.after(&pipeline);
+        *self.carry.lock().unwrap_or_else(|e| e.into_inner()) = carry.after(&pipeline);
         families::register(&config);
 
         for client in config.clients.iter() {

@@ -304,9 +304,13 @@ pub fn credential_path(path: &str) -> PathBuf {
 }
 
 fn credential_path_in(path: &str, credentials: Option<std::ffi::OsString>) -> PathBuf {
-    let name = ["%d/", "$CREDENTIALS_DIRECTORY/", "${CREDENTIALS_DIRECTORY}/"]
-        .iter()
-        .find_map(|prefix| path.strip_prefix(prefix));
+    let name = [
+        "%d/",
+        "$CREDENTIALS_DIRECTORY/",
+        "${CREDENTIALS_DIRECTORY}/",
+    ]
+    .iter()
+    .find_map(|prefix| path.strip_prefix(prefix));
     match name {
         Some(name) => {
             let directory = credentials

@@ -440,10 +440,14 @@ impl Pipeline {
         };
         if let (Some(choice), Some(oob)) = (choice, &self.oob) {
             let started = Instant::now();
-            let verdict = self
+            let mut verdict = self
                 .run_out_of_band(oob, choice, request, user, &state, info, now)
                 .await;
-            stage_done("factor", started);
+            match verdict.held.as_mut() {
+                // The wait is still to come: `finish_held` records the stage.
+                Some(held) => held.factor_started = started,
+                None => stage_done("factor", started),
+            }
             return verdict;
         }
         self.challenge(

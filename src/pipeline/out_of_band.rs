@@ -32,6 +32,9 @@ pub(super) struct Held {
     reply_attributes: Vec<crate::radius::Attribute>,
     now: u64,
     timeout: std::time::Duration,
+    /// When the second factor started (delivery included), for
+    /// `rampart_stage_duration_seconds{stage="factor"}`.
+    pub(super) factor_started: Instant,
 }
 
 enum Waiting {
@@ -292,6 +295,7 @@ impl Pipeline {
                     reply_attributes: info.reply_attributes,
                     now,
                     timeout: oob.config.timeout(),
+                    factor_started: Instant::now(),
                 });
             }
             Park::New(parked) => parked,
@@ -329,6 +333,7 @@ impl Pipeline {
             reply_attributes: info.reply_attributes,
             now,
             timeout: oob.config.timeout(),
+            factor_started: Instant::now(),
         })
     }
 
@@ -344,6 +349,7 @@ impl Pipeline {
             reply_attributes,
             now,
             timeout,
+            factor_started,
         } = held;
         let (answer, joined) = match waiting {
             Waiting::Parked(parked) => {
@@ -356,8 +362,11 @@ impl Pipeline {
             }
             Waiting::Joined(joined) => (joined.wait(timeout).await, true),
         };
-        self.answer_verdict(&user, answer, factor, &state, reply_attributes, now, joined)
-            .await
+        let verdict = self
+            .answer_verdict(&user, answer, factor, &state, reply_attributes, now, joined)
+            .await;
+        super::stage_done("factor", factor_started);
+        verdict
     }
 
     /// Turns an answer into the decision. Only the owner of a transaction

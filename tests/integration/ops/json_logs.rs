@@ -20,9 +20,7 @@ fn json_logs_carry_the_audit_decision_as_fields() {
     let logs = rampart.logs();
     let lines: Vec<serde_json::Value> = logs
         .lines()
-        .map(|line| {
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
-        })
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
         .collect();
     let audit: Vec<&serde_json::Value> = lines
         .iter()

@@ -161,7 +161,10 @@ fn the_families_of_issue_6_are_exported_with_their_types() {
     assert_eq!(count("total"), 4.0);
     assert_eq!(count("primary"), 4.0);
     assert_eq!(count("factor"), 1.0);
-    assert!(exposition.contains("rampart_stage_duration_seconds_bucket{stage=\"primary\",le=\"0.005\"}"));
+    assert!(
+        exposition
+            .contains("rampart_stage_duration_seconds_bucket{stage=\"primary\",le=\"0.005\"}")
+    );
     // The pool kept the connections the logins used; none is held now.
     let url = slapd.url();
     assert!(
@@ -268,7 +271,10 @@ fn every_metric_the_grafana_dashboard_queries_exists() {
     let mut used = std::collections::BTreeSet::new();
     for expr in &exprs {
         let names = metric_names(expr);
-        assert!(!names.is_empty(), "a query without a rampart metric: {expr}");
+        assert!(
+            !names.is_empty(),
+            "a query without a rampart metric: {expr}"
+        );
         for name in names {
             // Histograms are queried through their series.
             let family = ["_bucket", "_count", "_sum"]
@@ -297,6 +303,9 @@ fn every_metric_the_grafana_dashboard_queries_exists() {
         "rampart_fraud_reports_total",
         "rampart_ldap_connections",
     ] {
-        assert!(used.contains(family), "the dashboard does not show {family}");
+        assert!(
+            used.contains(family),
+            "the dashboard does not show {family}"
+        );
     }
 }

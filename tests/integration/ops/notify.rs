@@ -70,7 +70,11 @@ fn ready_reloading_and_stopping_reach_the_notify_socket() {
             .unwrap_or_else(|| panic!("MONOTONIC_USEC in {reloading:?}"));
         clocks.push(usec);
         let ready = next(&socket);
-        assert_eq!(value(&ready, "READY"), Some("1"), "round {round}: {ready:?}");
+        assert_eq!(
+            value(&ready, "READY"),
+            Some("1"),
+            "round {round}: {ready:?}"
+        );
     }
     assert!(clocks[1] > clocks[0], "{clocks:?}");
 

@@ -30,9 +30,7 @@ fn login(rampart: &Rampart, secret: &str, tries: u32, timeout: u32) -> Radclient
 /// A second NAS entry for 127.0.0.1 alone: more specific than the default
 /// 127.0.0.0/8 entry, so it takes over that address.
 fn second_client(secret: &str) -> String {
-    format!(
-        "[[clients]]\nname = \"vpn2\"\naddress = \"127.0.0.1/32\"\nsecret = \"{secret}\"\n"
-    )
+    format!("[[clients]]\nname = \"vpn2\"\naddress = \"127.0.0.1/32\"\nsecret = \"{secret}\"\n")
 }
 
 #[test]
@@ -261,6 +259,12 @@ async fn a_push_held_across_a_reload_is_still_approved() {
         1.0
     );
     assert_eq!(rampart.metric("rampart_oob_pending"), 0.0);
+    // The factor stage covers the whole wait (seconds), not just the send.
+    assert!(
+        rampart.metric("rampart_stage_duration_seconds_sum{stage=\"factor\"}") >= 1.0,
+        "{}",
+        rampart.metrics()
+    );
     // The relay kept its subscription: nothing to restart.
     assert!(!rampart.logs().contains("reply relay restarted"));
     let logs = rampart.logs();

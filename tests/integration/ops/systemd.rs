@@ -20,7 +20,10 @@ fn systemd_analyze_rates_the_unit_exposure_at_most_1_5() {
     // "→ Overall exposure level for rampart.service: 1.2 OK 🙂"
     let score: f64 = text
         .lines()
-        .find_map(|l| l.split("Overall exposure level for rampart.service:").nth(1))
+        .find_map(|l| {
+            l.split("Overall exposure level for rampart.service:")
+                .nth(1)
+        })
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no exposure level in:\n{text}"));
