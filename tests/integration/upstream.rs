@@ -338,7 +338,7 @@ fn the_commented_radius_example_in_the_shipped_configuration_is_valid() {
                 .or_else(|| line.strip_prefix('#'))
                 .unwrap_or(line)
                 .replace(
-                    "/run/credentials/rampart.service/nps1-secret",
+                    "%d/nps1-secret",
                     &secret_file.display().to_string(),
                 ),
             (false, line) => line.to_string(),
