@@ -254,3 +254,32 @@ fn needs_restart(started: &Config, new: &Config) -> Vec<&'static str> {
     }
     keys
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push(json: &str) -> PushConfig {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn the_relay_restarts_only_when_its_subscription_or_token_changes() {
+        let base = r#"{"format": "ntfy", "url": "https://ntfy.example", "reply_topic": "rampart-replies-0123456789abcdef", "token": "tk_one"}"#;
+        let key = |json: &str| RelayKey::of(&push(json));
+        let running = key(base).unwrap();
+        assert!(running.same(&key(base).unwrap()));
+        // Other [push] settings do not touch the subscription.
+        let slower = base.replace("\"token\"", "\"timeout_secs\": 9, \"token\"");
+        assert!(running.same(&key(&slower).unwrap()));
+        for changed in [
+            base.replace("tk_one", "tk_two"),
+            base.replace("ntfy.example", "ntfy2.example"),
+            base.replace("0123456789abcdef", "fedcba9876543210"),
+        ] {
+            assert!(!running.same(&key(&changed).unwrap()), "{changed}");
+        }
+        // No reply topic: no relay at all.
+        assert!(key(r#"{"format": "ntfy", "url": "https://ntfy.example"}"#).is_none());
+    }
+}
