@@ -12,6 +12,7 @@ mod ldap_backend;
 mod load_smoke;
 mod login;
 mod operations;
+mod ops;
 mod portal;
 mod push;
 mod twilio_e2e;
