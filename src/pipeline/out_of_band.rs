@@ -349,7 +349,11 @@ impl Pipeline {
             );
         }
         let approval = oob.approval(&parked.txn, context);
-        if let Err(error) = deliver(approval).await {
+        // The semaphore is never closed, so acquiring only waits.
+        let slot = oob.deliveries.acquire().await.ok();
+        let delivered = deliver(approval).await;
+        drop(slot);
+        if let Err(error) = delivered {
             warn!(%error, user, channel = factor, "out-of-band delivery failed");
             metrics::counter!("rampart_oob_delivery_failures_total", "channel" => factor, "reason" => error.reason())
                 .increment(1);
