@@ -8,16 +8,40 @@ use std::time::Instant;
 use rand::RngExt;
 use tracing::{debug, info, warn};
 
-use super::{Asked, Pipeline, Verdict};
+use super::{Asked, Pipeline, Verdict, store_error};
 use crate::auth::UserInfo;
 use crate::factor::oob::pending::{JoinKey, Park};
 use crate::factor::oob::{
-    Answer, Channel, FailMode, HostedFactor, HostedMfa, HostedOutcome, HostedRequest, LoginContext,
-    OutOfBand, PushTarget, e164,
+    Answer, CallPrompt, Channel, FailMode, HostedFactor, HostedMfa, HostedOutcome, HostedRequest,
+    LoginContext, OutOfBand, PushTarget, e164,
 };
+use crate::factor::phone::PinMode;
 use crate::radius::AccessRequest;
 use crate::secret::Secret;
 use crate::store::{DeviceKind, LoginState};
+
+/// A login waiting for a push or call answer. The pipeline hands it back
+/// inside the [`Verdict`] instead of awaiting it in place: the future that
+/// decided the login (thousands of bytes: every branch of the request path)
+/// is then freed, and only this and a small waiting future stay alive for
+/// the tens of seconds a person takes to answer.
+pub(super) struct Held {
+    waiting: Waiting,
+    user: String,
+    factor: &'static str,
+    state: LoginState,
+    reply_attributes: Vec<crate::radius::Attribute>,
+    now: u64,
+    timeout: std::time::Duration,
+    /// When the second factor started (delivery included), for
+    /// `rampart_stage_duration_seconds{stage="factor"}`.
+    pub(super) factor_started: Instant,
+}
+
+enum Waiting {
+    Parked(crate::factor::oob::pending::Parked),
+    Joined(crate::factor::oob::pending::Joined),
+}
 
 /// Where each channel would reach this user, for the providers configured.
 #[derive(Default)]
@@ -117,6 +141,7 @@ impl Pipeline {
         info: &UserInfo,
     ) -> Result<Channels, Verdict> {
         let enrollment = self.store.out_of_band(user).await.map_err(|error| {
+            store_error("devices");
             warn!(%error, user, "store unavailable");
             Verdict::reject("store_unavailable", "none", None)
         })?;
@@ -216,17 +241,53 @@ impl Pipeline {
                     .await
             }
             Choice::Phone(number) => {
+                let pin = match self.phone_pin(oob, user).await {
+                    Ok(pin) => pin,
+                    Err(verdict) => return verdict,
+                };
                 let context = self.context(request, user, now);
-                let deliver = async |approval| {
+                let deliver = async |approval: crate::factor::oob::Approval| {
                     let Some(caller) = &oob.caller else {
                         return Err(crate::factor::oob::ProviderError::NoTarget("phone"));
                     };
-                    caller.call(&number, &approval).await
+                    let prompt = match pin {
+                        Some(hash) => {
+                            // Before the call: the keypress cannot come first.
+                            oob.pending.expect_pin(&approval.txn, hash);
+                            CallPrompt::Pin
+                        }
+                        None => CallPrompt::Pound,
+                    };
+                    caller.call(&number, &approval, prompt).await
                 };
                 self.hold(oob, Channel::Phone, context, deliver, state, info, now)
                     .await
             }
         }
+    }
+
+    /// The PIN hash a call for `user` asks for (`[phone] pin`): `None` when
+    /// PINs are off or the user set none (optional); a Reject, before any
+    /// call is placed, when a PIN is required and the user has none.
+    async fn phone_pin(&self, oob: &OutOfBand, user: &str) -> Result<Option<String>, Verdict> {
+        if oob.phone_pin == PinMode::Off {
+            return Ok(None);
+        }
+        let hash = self.store.phone_pin_hash(user).await.map_err(|error| {
+            warn!(%error, user, "store unavailable");
+            Verdict::reject("store_unavailable", "phone", None)
+        })?;
+        if hash.is_none() && oob.phone_pin == PinMode::Required {
+            let message = format!(
+                "Sign-in by phone call needs a call PIN, and none is set for your account. Set one {}, or sign in with another method.",
+                match &self.policy.enroll_url {
+                    Some(url) => format!("on the phone page at {url}"),
+                    None => "with your administrator".to_string(),
+                }
+            );
+            return Err(Verdict::reject("pin_not_enrolled", "phone", Some(&message)));
+        }
+        Ok(hash)
     }
 
     /// Parks the login, delivers the push or call once, and waits for the
@@ -263,10 +324,16 @@ impl Pipeline {
                 );
             }
             Park::Joined(joined) => {
-                let answer = joined.wait(oob.config.timeout()).await;
-                return self
-                    .answer_verdict(&user, answer, factor, state, info, now, true)
-                    .await;
+                return Verdict::held(Held {
+                    waiting: Waiting::Joined(joined),
+                    user,
+                    factor,
+                    state: state.without_seed(),
+                    reply_attributes: info.reply_attributes,
+                    now,
+                    timeout: oob.config.timeout(),
+                    factor_started: Instant::now(),
+                });
             }
             Park::New(parked) => parked,
         };
@@ -282,9 +349,16 @@ impl Pipeline {
             );
         }
         let approval = oob.approval(&parked.txn, context);
-        if let Err(error) = deliver(approval).await {
+        // The semaphore is never closed, so acquiring only waits.
+        let slot = oob.deliveries.acquire().await.ok();
+        let delivered = deliver(approval).await;
+        drop(slot);
+        if let Err(error) = delivered {
             warn!(%error, user, channel = factor, "out-of-band delivery failed");
             metrics::counter!("rampart_oob_delivery_failures_total", "channel" => factor, "reason" => error.reason())
+                .increment(1);
+            // The outcome family covers every way a held login ends.
+            metrics::counter!("rampart_oob_outcomes_total", "channel" => factor, "outcome" => "error")
                 .increment(1);
             return Verdict::reject(
                 "provider_unavailable",
@@ -292,13 +366,48 @@ impl Pipeline {
                 Some("The approval could not be sent. Sign in with a code, or try again later."),
             );
         }
-        metrics::gauge!("rampart_oob_pending").increment(1.0);
-        let answer = parked.wait(oob.config.timeout()).await;
-        metrics::gauge!("rampart_oob_pending").decrement(1.0);
-        metrics::counter!("rampart_oob_outcomes_total", "channel" => factor, "outcome" => answer.as_str())
-            .increment(1);
-        self.answer_verdict(&user, answer, factor, state, info, now, false)
-            .await
+        Verdict::held(Held {
+            waiting: Waiting::Parked(parked),
+            user,
+            factor,
+            state: state.without_seed(),
+            reply_attributes: info.reply_attributes,
+            now,
+            timeout: oob.config.timeout(),
+            factor_started: Instant::now(),
+        })
+    }
+
+    /// Waits for a held login's answer and decides. Runs after the request's
+    /// big decision future is gone (see [`Held`]), so a parked login costs
+    /// only this small future and the table entries.
+    pub(super) async fn finish_held(&self, held: Held) -> Verdict {
+        let Held {
+            waiting,
+            user,
+            factor,
+            state,
+            reply_attributes,
+            now,
+            timeout,
+            factor_started,
+        } = held;
+        let (answer, joined) = match waiting {
+            Waiting::Parked(parked) => {
+                metrics::gauge!("rampart_oob_pending").increment(1.0);
+                let answer = parked.wait(timeout).await;
+                metrics::gauge!("rampart_oob_pending").decrement(1.0);
+                metrics::counter!("rampart_oob_outcomes_total", "channel" => factor, "outcome" => answer.as_str())
+                    .increment(1);
+                (answer, false)
+            }
+            Waiting::Joined(joined) => (joined.wait(timeout).await, true),
+        };
+        let verdict = self
+            .answer_verdict(&user, answer, factor, &state, reply_attributes, now, joined)
+            .await;
+        super::stage_done("factor", factor_started);
+        verdict
     }
 
     /// Turns an answer into the decision. Only the owner of a transaction
@@ -310,7 +419,7 @@ impl Pipeline {
         answer: Answer,
         factor: &'static str,
         state: &LoginState,
-        info: UserInfo,
+        reply_attributes: Vec<crate::radius::Attribute>,
         now: u64,
         joined: bool,
     ) -> Verdict {
@@ -322,7 +431,7 @@ impl Pipeline {
                 if !joined {
                     self.record_success(user, now, state).await;
                 }
-                Verdict::accept("ok", factor, None, info.reply_attributes)
+                Verdict::accept("ok", factor, None, reply_attributes)
             }
             Answer::Denied | Answer::Fraud => {
                 let fraud = answer == Answer::Fraud;
@@ -334,6 +443,7 @@ impl Pipeline {
                 if !joined && minutes > 0 {
                     let until = now as i64 + minutes as i64 * 60;
                     if let Err(error) = self.store.lock_user(user, until).await {
+                        store_error("lock_user");
                         warn!(%error, user, "cannot lock user after a denied approval");
                     }
                     metrics::counter!("rampart_lockouts_total").increment(1);
@@ -358,6 +468,24 @@ impl Pipeline {
                 };
                 let reason = if fraud { "fraud_reported" } else { "denied" };
                 Verdict::reject(reason, factor, Some(&message))
+            }
+            Answer::WrongPin => {
+                // A failed attempt like a wrong code: counted toward the
+                // lockout, not a fraud lock (it may be a typo).
+                let locked_now = if joined {
+                    None
+                } else {
+                    self.record_failure(user, now).await
+                };
+                Verdict::reject(
+                    "wrong_pin",
+                    factor,
+                    Some(
+                        locked_now
+                            .as_deref()
+                            .unwrap_or("Wrong PIN on the call. Sign in again to get a new call."),
+                    ),
+                )
             }
             Answer::NotAnswered => Verdict::reject(
                 "not_answered",
@@ -395,6 +523,7 @@ impl Pipeline {
         let hash = self.key.code_hash("sms", user, code.expose());
         let expires = now as i64 + oob.config.sms_code_secs as i64;
         if let Err(error) = self.store.put_sms_code(user, &hash, expires).await {
+            store_error("sms_code");
             warn!(%error, user, "cannot store SMS code");
             return Err(Verdict::reject("store_unavailable", "sms", None));
         }
@@ -428,6 +557,7 @@ impl Pipeline {
         match self.store.take_sms_code(user, &hash, now as i64).await {
             Ok(matched) => matched,
             Err(error) => {
+                store_error("sms_code");
                 warn!(%error, user, "cannot check SMS code");
                 false
             }

@@ -24,6 +24,7 @@ pub mod home;
 pub mod html;
 pub mod limit;
 pub mod phone;
+pub mod phone_pin;
 pub mod push;
 pub mod recovery;
 pub mod session;
@@ -73,8 +74,8 @@ pub struct PortalParts {
     pub key: Arc<SealKey>,
     /// `[totp]`.
     pub totp: TotpConfig,
-    /// Out-of-band providers (SMS, push), when configured.
-    pub oob: Option<Arc<OutOfBand>>,
+    /// Out-of-band providers (SMS, push), when configured; replaced on reload.
+    pub oob: crate::factor::oob::OobHandle,
     /// `[username]`: portal users are stored under the same names as RADIUS users.
     pub username: UsernameConfig,
 }
@@ -87,7 +88,7 @@ pub struct Portal {
     key: Arc<SealKey>,
     totp: TotpFactor,
     recovery: RecoveryCodes,
-    oob: Option<Arc<OutOfBand>>,
+    oob: crate::factor::oob::OobHandle,
     username: UsernameConfig,
     sessions: Sessions,
     limit: limit::SignInLimit,
@@ -118,6 +119,11 @@ impl Portal {
     pub fn with_session_idle(mut self, idle: Duration) -> Portal {
         self.sessions = Sessions::new(idle);
         self
+    }
+
+    /// The out-of-band providers in use now (a reload may change them).
+    fn oob(&self) -> Option<Arc<OutOfBand>> {
+        self.oob.current()
     }
 
     /// Live sessions.
@@ -203,6 +209,8 @@ pub fn routes<S: Clone + Send + Sync + 'static>(portal: Arc<Portal>) -> Router<S
             get(phone::code_form).post(phone::check_code),
         )
         .route("/enroll/phone/remove", post(phone::remove))
+        .route("/enroll/phone/pin", post(phone_pin::set))
+        .route("/enroll/phone/pin/remove", post(phone_pin::remove))
         .route("/enroll/confirm/sms", post(phone::confirm_by_sms))
         .route("/enroll/push", get(push::show))
         .route("/enroll/push/test", post(push::send_test))

@@ -6,6 +6,12 @@
 //! signed reply. Anything that fails a check is dropped silently as RFC 2865 §3
 //! and RFC 3579 §3.2 require, logged at debug with its reason and counted in
 //! `rampart_radius_dropped_total{reason}`.
+//!
+//! The client table and the handler come from one [`Routes`] value that a
+//! configuration reload replaces whole ([`Live`]): each datagram is looked up
+//! and answered with the routes current when it arrived, so a request in
+//! flight finishes with the pipeline (and secret) it started with, while the
+//! duplicate cache, owned here, outlives every reload.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +30,7 @@ use super::dedup::{DuplicateCache, RequestKey, Seen};
 use super::packet::{Code, MAX_PACKET_LEN, Packet};
 use super::reply::{Decision, encode_reply, encode_status_reply};
 use super::request::AccessRequest;
+use crate::live::Live;
 
 /// Answers authenticated Access-Requests. Implemented by the pipeline, and by
 /// small stubs in tests. Infallible: every error is already a [`Decision`].
@@ -31,6 +38,23 @@ use super::request::AccessRequest;
 pub trait Handler: Send + Sync + 'static {
     /// Decides one request.
     async fn handle(&self, request: AccessRequest) -> Decision;
+}
+
+/// What the listener answers with: the NAS clients and the handler, from
+/// one configuration, so a datagram is never checked with one
+/// configuration's secret and decided by another's pipeline.
+pub struct Routes {
+    /// The NAS clients.
+    pub clients: Arc<Clients>,
+    /// Decides Access-Requests.
+    pub handler: Arc<dyn Handler>,
+}
+
+impl Routes {
+    /// Routes that never change (tests, tools).
+    pub fn fixed(clients: Arc<Clients>, handler: Arc<dyn Handler>) -> Arc<Live<Routes>> {
+        Arc::new(Live::new(Arc::new(Routes { clients, handler })))
+    }
 }
 
 /// Listener limits.
@@ -69,8 +93,7 @@ fn drop_packet(reason: &'static str, peer: SocketAddr) {
 /// lets in-flight requests finish (up to `shutdown_grace`) and returns.
 pub async fn serve(
     socket: UdpSocket,
-    clients: Arc<Clients>,
-    handler: Arc<dyn Handler>,
+    routes: Arc<Live<Routes>>,
     options: ServerOptions,
     token: CancellationToken,
 ) -> std::io::Result<()> {
@@ -104,7 +127,9 @@ pub async fn serve(
             drop_packet("oversized", peer);
             continue;
         }
-        let Some(client) = clients.lookup(peer.ip()) else {
+        // One read of the current routes per datagram (see the module doc).
+        let current = routes.load();
+        let Some(client) = current.clients.lookup(peer.ip()) else {
             drop_packet("unknown_client", peer);
             continue;
         };
@@ -170,7 +195,7 @@ pub async fn serve(
             continue;
         };
         let client = client.clone();
-        let (socket, dedup, handler) = (socket.clone(), dedup.clone(), handler.clone());
+        let (socket, dedup, handler) = (socket.clone(), dedup.clone(), current.handler.clone());
         let request = async move {
             let _permit = permit;
             match answer(&packet, &client, peer, handler.as_ref()).await {

@@ -106,6 +106,8 @@ cases!(
     concurrent_replacements_leave_one_whole_set,
     import_keeps_the_last_seed_of_a_repeated_name,
     names_with_nul_are_absent,
+    devices_are_ordered_by_kind_then_label,
+    pin_hash_set_replace_clear_and_delete,
 );
 
 async fn add_user_and_password(s: Arc<dyn Store>) {
@@ -858,4 +860,58 @@ async fn names_with_nul_are_absent(s: Arc<dyn Store>) {
     };
     s.record_audit(&[event]).await.unwrap();
     assert_eq!(s.audit(None, 0, 100, 10).await.unwrap().len(), 1);
+}
+
+async fn devices_are_ordered_by_kind_then_label(s: Arc<dyn Store>) {
+    s.add_device("alice", DeviceKind::Push, "b", b"t2", 1)
+        .await
+        .unwrap();
+    s.add_device("alice", DeviceKind::Phone, "a", b"p1", 2)
+        .await
+        .unwrap();
+    s.add_device("alice", DeviceKind::Push, "B", b"t3", 3)
+        .await
+        .unwrap();
+    s.set_preferred_factor("alice", Some("push")).await.unwrap();
+    let oob = s.out_of_band("alice").await.unwrap();
+    assert_eq!(oob.preferred.as_deref(), Some("push"));
+    let got: Vec<_> = oob
+        .devices
+        .iter()
+        .map(|d| (d.kind, d.label.as_str()))
+        .collect();
+    // Byte order (upper case first), whatever the database's locale.
+    assert_eq!(
+        got,
+        vec![
+            (DeviceKind::Phone, "a"),
+            (DeviceKind::Push, "B"),
+            (DeviceKind::Push, "b")
+        ]
+    );
+    assert_eq!(s.out_of_band("nobody").await.unwrap(), Default::default());
+}
+
+async fn pin_hash_set_replace_clear_and_delete(s: Arc<dyn Store>) {
+    assert_eq!(s.phone_pin_hash("alice").await.unwrap(), None);
+    assert!(!s.clear_phone_pin("alice").await.unwrap());
+    // A directory user without an account row gets one.
+    s.set_phone_pin("alice", "h1", 10).await.unwrap();
+    assert!(s.user("alice").await.unwrap().is_some());
+    assert_eq!(
+        s.phone_pin_hash("alice").await.unwrap().as_deref(),
+        Some("h1")
+    );
+    s.set_phone_pin("alice", "h2", 11).await.unwrap();
+    assert_eq!(
+        s.phone_pin_hash("alice").await.unwrap().as_deref(),
+        Some("h2")
+    );
+    assert!(s.clear_phone_pin("alice").await.unwrap());
+    assert!(!s.clear_phone_pin("alice").await.unwrap());
+    assert_eq!(s.phone_pin_hash("alice").await.unwrap(), None);
+    // Deleting the user takes the PIN with the account row.
+    s.set_phone_pin("alice", "h3", 12).await.unwrap();
+    s.delete_user("alice").await.unwrap();
+    assert_eq!(s.phone_pin_hash("alice").await.unwrap(), None);
 }

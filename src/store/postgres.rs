@@ -33,6 +33,7 @@ mod admin;
 pub mod connect;
 mod devices;
 mod import;
+mod phone_pin;
 mod sql;
 #[cfg(test)]
 mod tests;
@@ -80,6 +81,11 @@ fn migrator() -> Migrator {
             3,
             "portal admin",
             include_str!("../../migrations/postgres/0003_portal_admin.sql"),
+        ),
+        migration(
+            4,
+            "phone pin",
+            include_str!("../../migrations/postgres/0004_phone_pin.sql"),
         ),
     ])
 }
@@ -637,6 +643,24 @@ impl Store for PostgresStore {
             return Ok(false);
         }
         self.bounded(self.consume_sms_code(name, hash, now)).await
+    }
+
+    async fn set_phone_pin(&self, name: &str, hash: &str, now: i64) -> Result<(), StoreError> {
+        self.bounded(self.write_phone_pin(name, hash, now)).await
+    }
+
+    async fn phone_pin_hash(&self, name: &str) -> Result<Option<String>, StoreError> {
+        if !storable(name) {
+            return Ok(None);
+        }
+        self.bounded(self.read_phone_pin(name)).await
+    }
+
+    async fn clear_phone_pin(&self, name: &str) -> Result<bool, StoreError> {
+        if !storable(name) {
+            return Ok(false);
+        }
+        self.bounded(self.delete_phone_pin(name)).await
     }
 
     async fn lock_user(&self, name: &str, until: i64) -> Result<(), StoreError> {

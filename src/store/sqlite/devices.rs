@@ -55,7 +55,10 @@ impl SqliteStore {
         &self,
         name: &str,
     ) -> Result<OutOfBandEnrollment, StoreError> {
-        let preferred = sqlx::query("SELECT preferred_factor FROM accounts WHERE name = ?1")
+        if let Some(inline) = &self.inline {
+            return inline.out_of_band(name).await;
+        }
+        let preferred = sqlx::query(super::sql::PREFERRED_FACTOR)
             .bind(name)
             .fetch_optional(&self.pool)
             .await
@@ -64,14 +67,11 @@ impl SqliteStore {
             .transpose()
             .map_err(db)?
             .flatten();
-        let rows = sqlx::query(
-            "SELECT kind, label, sealed_target, created_at FROM devices \
-             WHERE name = ?1 ORDER BY kind, label",
-        )
-        .bind(name)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
+        let rows = sqlx::query(super::sql::DEVICES)
+            .bind(name)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
         let mut devices = Vec::with_capacity(rows.len());
         for row in rows {
             let kind: String = row.try_get("kind").map_err(db)?;
