@@ -31,8 +31,8 @@ use crate::pipeline::Pipeline;
 use crate::radius::{Routes, ServerOptions, serve as serve_radius};
 use crate::seal::SealKey;
 use crate::session::Challenges;
-use crate::store::Store;
-use crate::store::sqlite::SqliteStore;
+use crate::store::config::{Backend, redacted_url};
+use crate::store::{PostgresStore, SqliteStore, Store};
 
 /// Installs the tracing subscriber: `RUST_LOG` wins over `[log] level`; logs go to stderr.
 pub fn init_logging(level: &str, format: LogFormat) {
@@ -50,14 +50,65 @@ pub fn init_logging(level: &str, format: LogFormat) {
     let _ = result;
 }
 
-/// Opens the store and the sealing key named by the configuration.
+/// Opens the store and the sealing key named by the configuration: the
+/// SQLite file, or the PostgreSQL database shared by several nodes.
 pub async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Arc<SealKey>)> {
-    let key = SealKey::load_or_create(&config.store.key_file)
-        .with_context(|| format!("store key file {}", config.store.key_file.display()))?;
-    let store = SqliteStore::open(&config.store.path)
-        .await
-        .with_context(|| format!("SQLite store {}", config.store.path.display()))?;
-    Ok((Arc::new(store), Arc::new(key)))
+    let key_file = &config.store.key_file;
+    match config.store.backend() {
+        Backend::Sqlite(_) => {
+            let path = config.store.sqlite_path();
+            let key = SealKey::load_or_create(key_file)
+                .with_context(|| format!("store key file {}", key_file.display()))?;
+            let store = SqliteStore::open(&path)
+                .await
+                .with_context(|| format!("SQLite store {}", path.display()))?;
+            Ok((Arc::new(store), Arc::new(key)))
+        }
+        Backend::Postgres(url) => {
+            let shown = redacted_url(url);
+            let store = PostgresStore::open(&config.store)
+                .await
+                .with_context(|| format!("PostgreSQL store {shown}"))?;
+            let options = crate::store::postgres::connect::options(&config.store)?;
+            if !crate::store::postgres::connect::verifies_server(&options)
+                && !is_loopback(options.get_host())
+                && options.get_socket().is_none()
+            {
+                warn!(
+                    store = %shown,
+                    "PostgreSQL server certificate not verified: set [store] tls_mode = \"verify-full\" and ca_file"
+                );
+            }
+            let existed = key_file.exists();
+            let key = SealKey::load_or_create(key_file)
+                .with_context(|| format!("store key file {}", key_file.display()))?;
+            // Every node must hold the same key: one that cannot open the
+            // seeds other nodes sealed would fail every TOTP login here.
+            if let Some((user, sealed)) = store.any_sealed_seed().await?
+                && key.open(user.as_bytes(), &sealed).is_err()
+            {
+                if !existed {
+                    // Do not leave a stray key behind for the next start to trust.
+                    let _ = std::fs::remove_file(key_file);
+                }
+                anyhow::bail!(
+                    "store key file {}: it does not open the TOTP seeds in {shown}; every node \
+                     sharing a database needs the same key file (copy it from a node already using it)",
+                    key_file.display()
+                );
+            }
+            info!(store = %shown, pool_size = config.store.pool_size(), "PostgreSQL store");
+            Ok((Arc::new(store), Arc::new(key)))
+        }
+    }
+}
+
+/// Whether a PostgreSQL host name is this machine (no TLS warning then).
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The primary backend `[primary]` names.

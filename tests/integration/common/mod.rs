@@ -12,6 +12,7 @@ pub mod freeradius;
 pub mod mock_ad;
 pub mod ntfy;
 pub mod phone;
+pub mod postgres;
 pub mod proxy;
 pub mod recorder;
 pub mod slapd;
@@ -48,6 +49,8 @@ pub struct Options {
     pub allow_app_passwords: bool,
     /// Extra environment for the daemon (`NOTIFY_SOCKET`, `RAMPART__...`).
     pub env: Vec<(String, String)>,
+    /// Replaces the `[store]` table body (default: SQLite and key file in the temp dir).
+    pub store: Option<String>,
 }
 
 pub struct Rampart {
@@ -91,8 +94,7 @@ lockout_minutes = 15
 {policy}
 
 [store]
-path = "{db}"
-key_file = "{key}"
+{store}
 
 [log]
 level = "debug"
@@ -114,8 +116,11 @@ listen = "127.0.0.1:0"
             .unwrap_or_default(),
         address = options.client_address.as_deref().unwrap_or("127.0.0.0/8"),
         policy = options.policy,
-        db = dir.join("var/rampart.db").display(),
-        key = dir.join("var/rampart.key").display(),
+        store = options.store.clone().unwrap_or_else(|| format!(
+            "path = \"{}\"\nkey_file = \"{}\"",
+            dir.join("var/rampart.db").display(),
+            dir.join("var/rampart.key").display()
+        )),
     );
     std::fs::write(&config, text).unwrap();
     config
