@@ -675,8 +675,27 @@ impl Handler for Pipeline {
         // Boxed so it is freed before a held login waits (see `Held`).
         let mut verdict = Box::pin(self.decide(&request, &user)).await;
         if let Some(held) = verdict.held.take() {
+            // While the person answers, keep only what the audit line needs.
+            let mut request = request;
+            request.password = None;
+            request.attributes = Vec::new();
+            request.state = None;
             verdict = self.finish_held(*held).await;
+            return self.conclude(&request, user, started, verdict);
         }
+        self.conclude(&request, user, started, verdict)
+    }
+}
+
+impl Pipeline {
+    /// Audit line, audit row and metrics for a decision.
+    fn conclude(
+        &self,
+        request: &AccessRequest,
+        user: String,
+        started: Instant,
+        verdict: Verdict,
+    ) -> Decision {
         let elapsed = started.elapsed();
         let outcome = verdict.decision.outcome();
         // The audit line: who, from where, what was decided and why. Never a

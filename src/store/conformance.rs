@@ -107,7 +107,7 @@ cases!(
     import_keeps_the_last_seed_of_a_repeated_name,
     names_with_nul_are_absent,
     devices_are_ordered_by_kind_then_label,
-    pin_hash_set_replace_clear_and_delete,
+    phone_pin_set_replace_clear_and_delete,
 );
 
 async fn add_user_and_password(s: Arc<dyn Store>) {
@@ -892,7 +892,7 @@ async fn devices_are_ordered_by_kind_then_label(s: Arc<dyn Store>) {
     assert_eq!(s.out_of_band("nobody").await.unwrap(), Default::default());
 }
 
-async fn pin_hash_set_replace_clear_and_delete(s: Arc<dyn Store>) {
+async fn phone_pin_set_replace_clear_and_delete(s: Arc<dyn Store>) {
     assert_eq!(s.phone_pin_hash("alice").await.unwrap(), None);
     assert!(!s.clear_phone_pin("alice").await.unwrap());
     // A directory user without an account row gets one.

@@ -157,3 +157,31 @@ impl SqliteStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{DeviceKind, Store};
+
+    #[tokio::test]
+    async fn file_stores_read_devices_on_the_inline_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("r.db")).await.unwrap();
+        s.add_device("alice", DeviceKind::Push, "b", b"t2", 1)
+            .await
+            .unwrap();
+        s.add_device("alice", DeviceKind::Phone, "a", b"p1", 2)
+            .await
+            .unwrap();
+        s.set_preferred_factor("alice", Some("push")).await.unwrap();
+        let oob = s.out_of_band("alice").await.unwrap();
+        assert_eq!(oob.preferred.as_deref(), Some("push"));
+        let got: Vec<_> = oob
+            .devices
+            .iter()
+            .map(|d| (d.kind, d.label.as_str()))
+            .collect();
+        assert_eq!(got, vec![(DeviceKind::Phone, "a"), (DeviceKind::Push, "b")]);
+        assert_eq!(s.out_of_band("nobody").await.unwrap(), Default::default());
+    }
+}

@@ -47,10 +47,10 @@ pub struct Options {
     pub http_public_url: Option<String>,
     /// The client accepts app passwords.
     pub allow_app_passwords: bool,
-    /// Replaces the `[store]` table body (default: SQLite and key file in the temp dir).
-    pub store: Option<String>,
     /// Extra environment for the daemon (`NOTIFY_SOCKET`, `RAMPART__...`).
     pub env: Vec<(String, String)>,
+    /// Replaces the `[store]` table body (default: SQLite and key file in the temp dir).
+    pub store: Option<String>,
 }
 
 pub struct Rampart {
