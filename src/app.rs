@@ -276,6 +276,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // lost when the loop shared the workers).
     let socket = socket.into_std()?;
     let clients = Arc::new(config.clients.clone());
+    // RadSec (RFC 6614): a TLS listener beside UDP, into the same pipeline.
+    let radsec = match &config.radsec {
+        None => None,
+        Some(radsec) => {
+            use crate::radius::radsec::{RadsecOptions, bind, serve};
+            let (listener, tls) = bind(radsec).await?;
+            info!("RadSec listening on tcp/{}", listener.local_addr()?);
+            let options =
+                RadsecOptions::from_config(radsec, config.max_in_flight, config.duplicate_ttl);
+            let handler = pipeline.clone();
+            let (clients, token) = (clients.clone(), token.clone());
+            Some(tokio::spawn(serve(listener, tls, clients, handler, options, token)))
+        }
+    };
     let radius_token = token.clone();
     let (finished, result) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
@@ -298,6 +312,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .context("RADIUS receive thread ended")?
         .context("RADIUS listener failed")?;
     token.cancel();
+    if let Some(radsec) = radsec {
+        // Its in-flight requests finish and their replies are written first.
+        let _ = radsec.await;
+    }
     tasks.shutdown().await;
     // The pipeline (and its audit handle) is gone with the RADIUS thread: the
     // writer flushes what is queued and ends.
