@@ -287,7 +287,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 RadsecOptions::from_config(radsec, config.max_in_flight, config.duplicate_ttl);
             let handler = pipeline.clone();
             let (clients, token) = (clients.clone(), token.clone());
-            Some(tokio::spawn(serve(listener, tls, clients, handler, options, token)))
+            Some(tokio::spawn(serve(
+                listener, tls, clients, handler, options, token,
+            )))
         }
     };
     let radius_token = token.clone();

@@ -347,9 +347,7 @@ fn validate_clients(file: &ConfigFile, problems: &mut Problems) -> Clients {
         }
         // RFC 6614 §2.3: over RadSec the certificate (and/or the address)
         // says who the NAS is, and the shared secret is always "radsec".
-        let radsec = section
-            .radsec
-            .unwrap_or(section.radsec_cert_name.is_some());
+        let radsec = section.radsec.unwrap_or(section.radsec_cert_name.is_some());
         if section.radsec == Some(false) && section.radsec_cert_name.is_some() {
             problems.add(
                 key("radsec"),
@@ -411,7 +409,8 @@ fn validate_clients(file: &ConfigFile, problems: &mut Problems) -> Clients {
             radsec_clients.push(RadsecClient {
                 client: Client {
                     name: section.name.as_str().into(),
-                    network: network.unwrap_or_else(|| IpNet::from(std::net::IpAddr::from([0, 0, 0, 0]))),
+                    network: network
+                        .unwrap_or_else(|| IpNet::from(std::net::IpAddr::from([0, 0, 0, 0]))),
                     secret: Secret::new(crate::radius::radsec::RADSEC_SECRET.to_vec()),
                     require_message_authenticator: section.require_message_authenticator,
                     allow_app_passwords: section.allow_app_passwords,

@@ -182,7 +182,11 @@ mod tests {
         let clients = Clients::new(vec![client("udp", "10.0.0.0/8")]).with_radsec(vec![
             radsec("by-address", None, Some("192.0.2.0/24")),
             radsec("nas1", Some("nas1.example.com"), None),
-            radsec("nas2-pinned", Some("nas2.example.com"), Some("198.51.100.7/32")),
+            radsec(
+                "nas2-pinned",
+                Some("nas2.example.com"),
+                Some("198.51.100.7/32"),
+            ),
         ]);
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         let name = |c: Option<&Client>| c.map(|c| c.name.to_string());
@@ -201,7 +205,11 @@ mod tests {
             name(clients.lookup_radsec(ip("192.0.2.9"), &stranger)),
             Some("by-address".into())
         );
-        assert!(clients.lookup_radsec(ip("203.0.113.1"), &stranger).is_none());
+        assert!(
+            clients
+                .lookup_radsec(ip("203.0.113.1"), &stranger)
+                .is_none()
+        );
         let nas2 = identity(&[], Some("nas2.example.com"));
         assert_eq!(
             name(clients.lookup_radsec(ip("::ffff:198.51.100.7"), &nas2)),

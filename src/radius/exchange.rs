@@ -70,12 +70,7 @@ impl NewRequest {
 
 /// Checks one received packet from `client` (already identified by the
 /// transport) and registers a new request in `dedup`. Never blocks.
-pub fn admit(
-    bytes: &[u8],
-    client: &Client,
-    peer: SocketAddr,
-    dedup: &DuplicateCache,
-) -> Admission {
+pub fn admit(bytes: &[u8], client: &Client, peer: SocketAddr, dedup: &DuplicateCache) -> Admission {
     let packet = match Packet::decode(bytes) {
         Ok(packet) => packet,
         Err(error) => return dropped(error.reason(), peer),

@@ -14,6 +14,7 @@ mod login;
 mod operations;
 mod portal;
 mod push;
+mod radsec;
 mod twilio_e2e;
 mod twilio_phone;
 mod twilio_sms;

@@ -90,10 +90,7 @@ impl RadsecConfig {
             );
         }
         if !(1..=300).contains(&self.handshake_timeout_secs) {
-            add(
-                "handshake_timeout_secs",
-                "must be between 1 and 300".into(),
-            );
+            add("handshake_timeout_secs", "must be between 1 and 300".into());
         }
         if self.idle_timeout_secs == 0 {
             add(
@@ -105,8 +102,16 @@ impl RadsecConfig {
             add("max_connections", "must be at least 1".into());
         }
         for (key, value, what) in [
-            ("cert_file", &self.cert_file, "rampart's PEM certificate chain"),
-            ("key_file", &self.key_file, "the PEM private key of cert_file"),
+            (
+                "cert_file",
+                &self.cert_file,
+                "rampart's PEM certificate chain",
+            ),
+            (
+                "key_file",
+                &self.key_file,
+                "the PEM private key of cert_file",
+            ),
             (
                 "ca_file",
                 &self.ca_file,

@@ -81,8 +81,7 @@ pub struct IdentityError(String);
 impl PeerIdentity {
     /// Reads the names from a DER certificate.
     pub fn from_der(der: &[u8]) -> Result<PeerIdentity, IdentityError> {
-        let (_, cert) =
-            X509Certificate::from_der(der).map_err(|e| IdentityError(e.to_string()))?;
+        let (_, cert) = X509Certificate::from_der(der).map_err(|e| IdentityError(e.to_string()))?;
         let mut identity = PeerIdentity {
             cn: cert
                 .subject()

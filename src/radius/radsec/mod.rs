@@ -203,7 +203,12 @@ pub async fn serve(
 }
 
 /// One connection: handshake, identification, then the reader loop.
-async fn connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, _slot: OwnedSemaphorePermit) {
+async fn connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    _slot: OwnedSemaphorePermit,
+) {
     // Replies are small and latency matters more than segment count.
     let _ = tcp.set_nodelay(true);
     let handshake = tokio::time::timeout(
