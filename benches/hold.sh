@@ -96,15 +96,16 @@ timeout 900 "$LOAD" sink --listen "127.0.0.1:$SINK_PORT" 2>"$OUT/sink.log" &
 PIDS+=($!)
 printf '%s\n' "$LOAD sink --listen 127.0.0.1:$SINK_PORT" >>"$CMDS"
 timeout 900 "$RAMPART" --config "$OUT/rampart.toml" serve 2>"$OUT/rampart.log" &
-RPID=$!
-PIDS+=($RPID)
+PIDS+=($!)
+TPID=$!
 printf '%s\n' "$RAMPART --config $OUT/rampart.toml serve" >>"$CMDS"
 for _ in $(seq 100); do
   curl -fs "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null 2>&1 && break
   sleep 0.1
 done
+RPID=$(pgrep -P "$TPID" -x rampart)   # the daemon itself, not its `timeout` wrapper
 
-rss() { awk '/^VmRSS/ {r=$2} /^VmHWM/ {h=$2} END {printf "%.1f %.1f", r/1024, h/1024}' "/proc/$RPID/status"; }
+rss() { awk '/^VmRSS/ {r=$2} /^VmHWM/ {h=$2} END {printf "%.1f %.1f\n", r/1024, h/1024}' "/proc/$RPID/status"; }
 pending() { curl -fs "http://127.0.0.1:$HTTP_PORT/metrics" | awk '/^rampart_oob_pending / {print int($2)}'; }
 totp_load() { # label first
   run "$LOAD" radius --server "127.0.0.1:$RADIUS_PORT" --secret "$SECRET" --password-format "" \

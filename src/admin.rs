@@ -99,6 +99,7 @@ pub async fn summary_json(
 ) -> Result<Value, StoreError> {
     let oob = store.out_of_band(&user.name).await?;
     let app_passwords = store.app_passwords(&user.name).await?;
+    let phone_pin = store.phone_pin_hash(&user.name).await?.is_some();
     let devices: Vec<Value> = oob
         .devices
         .iter()
@@ -112,6 +113,7 @@ pub async fn summary_json(
         "totp": user.totp,
         "devices": devices,
         "preferred_factor": oob.preferred,
+        "phone_pin": phone_pin,
         "recovery_codes_left": user.recovery_codes_left,
         "app_passwords": app_passwords.len(),
         "failures": user.failures,
@@ -121,17 +123,18 @@ pub async fn summary_json(
     }))
 }
 
-/// Removes one kind of factor: `totp`, `recovery`, `push` or `phone`;
-/// returns how many were removed.
+/// Removes one kind of factor: `totp`, `recovery`, `push`, `phone` or `pin`
+/// (the phone-call PIN); returns how many were removed.
 pub async fn reset_factor(store: &dyn Store, name: &str, factor: &str) -> Result<u64, OpError> {
     Ok(match factor {
         "totp" => u64::from(store.remove_totp(name).await?),
         "recovery" => reset_recovery(store, name).await?,
         "push" => remove_devices(store, name, DeviceKind::Push).await?,
         "phone" => remove_devices(store, name, DeviceKind::Phone).await?,
+        "pin" => u64::from(store.clear_phone_pin(name).await?),
         _ => {
             return Err(OpError::BadRequest(
-                "factor must be totp, recovery, push or phone",
+                "factor must be totp, recovery, push, phone or pin",
             ));
         }
     })

@@ -142,7 +142,8 @@ pub fn build_out_of_band(
             .map_err(|e| anyhow::anyhow!("[phone] {e}"))?;
         oob.phone_callbacks = Some(caller.callbacks());
         oob.caller = Some(Arc::new(caller));
-        info!("phone: verification calls enabled");
+        oob.phone_pin = phone.pin;
+        info!(pin = ?phone.pin, "phone: verification calls enabled");
     }
     let any =
         oob.push.is_some() || oob.caller.is_some() || oob.sms.is_some() || oob.hosted.is_some();

@@ -99,7 +99,7 @@ enum UserCommand {
     Show { name: String },
     /// Clear a lockout.
     Unlock { name: String },
-    /// Remove a factor so the user enrolls again: totp, recovery, push or phone.
+    /// Remove a factor so the user enrolls again: totp, recovery, push, phone or pin.
     Reset { name: String, factor: String },
     /// Users (and directory users) without any second factor.
     Unenrolled,
@@ -142,6 +142,10 @@ enum EnrollCommand {
         #[arg(long, default_value = "primary")]
         label: String,
     },
+    /// Set the PIN a verification call asks for (4 to 8 digits, from stdin;
+    /// needs [phone] pin = "optional" or "required"). Remove it with
+    /// `rampart user reset NAME pin`.
+    Pin { name: String },
     /// Set the factor used when no keyword is typed: push, phone, sms, totp or auto.
     Prefer { name: String, factor: String },
     /// Remove a push or phone device.
@@ -228,6 +232,9 @@ fn main() -> ExitCode {
                 } => cli::devices::enroll_phone(&config, &name, &number, &label)
                     .await
                     .map(|()| 0),
+                EnrollCommand::Pin { name } => {
+                    cli::devices::enroll_pin(&config, &name).await.map(|()| 0)
+                }
                 EnrollCommand::Prefer { name, factor } => {
                     cli::devices::enroll_prefer(&config, &name, &factor)
                         .await

@@ -1,15 +1,21 @@
 //! Out-of-band enrollment from the command line: push targets, phone numbers,
-//! the preferred factor. Push topic URLs are bearer secrets (whoever reads
-//! the topic can approve), so they are generated here or read from stdin,
-//! never taken from argv, and stored sealed.
+//! the phone-call PIN, the preferred factor. Push topic URLs are bearer
+//! secrets (whoever reads the topic can approve), so they are generated here
+//! or read from stdin, never taken from argv, and stored sealed; PINs too are
+//! read from stdin (argv shows in `ps` and shell history) and stored as keyed
+//! hashes.
+
+use std::io::IsTerminal;
 
 use anyhow::{Context, bail};
 use qrcode::QrCode;
 use qrcode::render::unicode::Dense1x2;
+use subtle::ConstantTimeEq;
 
 use super::{checked_user_name, now, read_secret, require_known_user};
 use crate::config::Config;
 use crate::factor::oob::e164;
+use crate::factor::phone::{PinMode, pin};
 use crate::store::{DeviceKind, StoreError};
 
 /// Letters and digits for generated topic names: 22 of them are about 131 bits.
@@ -104,6 +110,36 @@ pub async fn enroll_phone(
         .add_device(&user, DeviceKind::Phone, label, &sealed, now())
         .await?;
     println!("phone {label:?} ({number}) enrolled for {user}: calls and text codes go there");
+    Ok(())
+}
+
+/// `rampart enroll pin NAME`: the PIN a verification call asks for, read
+/// from stdin (twice on a terminal).
+pub async fn enroll_pin(config: &Config, name: &str) -> anyhow::Result<()> {
+    let user = checked_user_name(name)?;
+    let typed = read_secret("Call PIN (4 to 8 digits): ")?;
+    if std::io::stdin().is_terminal() {
+        let again = read_secret("Repeat the PIN: ")?;
+        if !bool::from(typed.expose().as_bytes().ct_eq(again.expose().as_bytes())) {
+            bail!("the PINs do not match; nothing changed");
+        }
+    }
+    let typed = typed.expose().trim();
+    if let Err(error) = pin::check_new(typed) {
+        bail!("{error}; nothing changed");
+    }
+    let (store, key) = crate::app::open_store(config).await?;
+    require_known_user(config, store.as_ref(), &user).await?;
+    store
+        .set_phone_pin(&user, &pin::hash(&key, &user, typed), now())
+        .await?;
+    println!("call PIN set for {user}");
+    match config.phone.as_ref().map(|p| p.pin) {
+        Some(PinMode::Optional | PinMode::Required) => {}
+        _ => println!(
+            "note: [phone] pin is off, so calls do not ask for it yet; set pin = \"optional\" or \"required\""
+        ),
+    }
     Ok(())
 }
 

@@ -299,7 +299,7 @@ pub fn validate(mut file: ConfigFile, source: &Path) -> Result<Config, Vec<Probl
         out_of_band: file.out_of_band,
         admin: file.admin,
         smtp: file.smtp,
-        public_url: file.http.public_url,
+        public_url: file.http.public_url.clone(),
         duo: file.duo,
         push: file.push,
         sms: file.sms,
@@ -310,7 +310,14 @@ pub fn validate(mut file: ConfigFile, source: &Path) -> Result<Config, Vec<Probl
         policy: Policy {
             code_separator: file.policy.code_separator,
             unenrolled: file.policy.unenrolled,
-            enroll_url: file.policy.enroll_url,
+            // With the portal on, unenrolled users are told its address by default.
+            enroll_url: file.policy.enroll_url.or_else(|| {
+                file.portal
+                    .enabled
+                    .then_some(file.http.public_url.as_ref())
+                    .flatten()
+                    .map(|base| format!("{}/enroll", base.trim_end_matches('/')))
+            }),
             max_failures: file.policy.max_failures,
             lockout: Duration::from_secs(file.policy.lockout_minutes * 60),
             challenge_ttl: Duration::from_secs(file.policy.challenge_timeout_secs),

@@ -2,7 +2,11 @@
 //!
 //! - `POST /oob/v1/twilio/gather/{txn}`: the `<Gather>` action, with the key
 //!   pressed in `Digits`: `#` approves, `9` denies and reports fraud, any
-//!   other key denies. Answered with TwiML that confirms and hangs up.
+//!   other key denies. On a call that asked for the PIN (`[phone] pin`),
+//!   `Digits` holds what was typed before `#`: the user's PIN approves, `9`
+//!   reports fraud, anything else is a wrong PIN (see
+//!   [`crate::factor::phone::pin::judge`]). Answered with TwiML that confirms
+//!   and hangs up. The digits are never logged.
 //! - `POST /oob/v1/twilio/status/{txn}`: the status callback when the call
 //!   ends. `busy`, `no-answer`, `failed`, `canceled`, or `completed` while the
 //!   login still waits (answered, no key pressed: voicemail, hung up), end the
@@ -122,11 +126,16 @@ async fn gather(
             Ok(checked) => checked,
             Err(status) => return status.into_response(),
         };
-    // Only `#` approves; a missing key never does.
-    let answer = match param(&params, "Digits") {
-        Some("#") => Answer::Approved,
-        Some("9") => Answer::Fraud,
-        _ => Answer::Denied,
+    let digits = param(&params, "Digits");
+    // A PIN call is judged against the PIN hash it was placed with; on a
+    // plain call only `#` approves, and a missing key never does.
+    let answer = match oob.judge_pin(&txn, digits) {
+        Some(answer) => answer,
+        None => match digits {
+            Some("#") => Answer::Approved,
+            Some("9") => Answer::Fraud,
+            _ => Answer::Denied,
+        },
     };
     let voice = &callbacks.voice;
     if oob.pending.resolve(&txn, answer).is_err() {
@@ -142,6 +151,7 @@ async fn gather(
     let text = match answer {
         Answer::Approved => "Sign-in approved. Goodbye.",
         Answer::Fraud => "Sign-in denied and reported. Goodbye.",
+        Answer::WrongPin => "Wrong PIN. Sign-in denied. Goodbye.",
         _ => "Sign-in denied. Goodbye.",
     };
     twiml_response(StatusCode::OK, twiml::say_and_hang_up(text, voice))

@@ -38,6 +38,8 @@ struct Verdict {
     decision: Decision,
     reason: &'static str,
     factor: &'static str,
+    /// A login still waiting for a push or call: `handle` finishes it.
+    held: Option<Box<out_of_band::Held>>,
 }
 
 impl Verdict {
@@ -54,6 +56,19 @@ impl Verdict {
             },
             reason,
             factor,
+            held: None,
+        }
+    }
+
+    /// A login waiting for an out-of-band answer.
+    fn held(held: out_of_band::Held) -> Verdict {
+        Verdict {
+            decision: Decision::Reject {
+                reply_message: None,
+            },
+            reason: "held",
+            factor: "none",
+            held: Some(Box::new(held)),
         }
     }
 
@@ -64,6 +79,7 @@ impl Verdict {
             },
             reason,
             factor,
+            held: None,
         }
     }
 }
@@ -417,6 +433,7 @@ impl Pipeline {
                 },
                 reason: "code_required",
                 factor,
+                held: None,
             },
             None => Verdict::reject("too_many_pending_challenges", factor, None),
         }
@@ -599,7 +616,11 @@ impl Handler for Pipeline {
     async fn handle(&self, request: AccessRequest) -> Decision {
         let started = Instant::now();
         let user = self.username.normalize(&request.user_name);
-        let verdict = self.decide(&request, &user).await;
+        // Boxed so it is freed before a held login waits (see `Held`).
+        let mut verdict = Box::pin(self.decide(&request, &user)).await;
+        if let Some(held) = verdict.held.take() {
+            verdict = self.finish_held(*held).await;
+        }
         let elapsed = started.elapsed();
         let outcome = verdict.decision.outcome();
         // The audit line: who, from where, what was decided and why. Never a

@@ -12,12 +12,33 @@ use super::{Asked, Pipeline, Verdict};
 use crate::auth::UserInfo;
 use crate::factor::oob::pending::{JoinKey, Park};
 use crate::factor::oob::{
-    Answer, Channel, FailMode, HostedFactor, HostedMfa, HostedOutcome, HostedRequest, LoginContext,
-    OutOfBand, PushTarget, e164,
+    Answer, CallPrompt, Channel, FailMode, HostedFactor, HostedMfa, HostedOutcome, HostedRequest,
+    LoginContext, OutOfBand, PushTarget, e164,
 };
+use crate::factor::phone::PinMode;
 use crate::radius::AccessRequest;
 use crate::secret::Secret;
 use crate::store::{DeviceKind, LoginState};
+
+/// A login waiting for a push or call answer. The pipeline hands it back
+/// inside the [`Verdict`] instead of awaiting it in place: the future that
+/// decided the login (thousands of bytes: every branch of the request path)
+/// is then freed, and only this and a small waiting future stay alive for
+/// the tens of seconds a person takes to answer.
+pub(super) struct Held {
+    waiting: Waiting,
+    user: String,
+    factor: &'static str,
+    state: LoginState,
+    reply_attributes: Vec<crate::radius::Attribute>,
+    now: u64,
+    timeout: std::time::Duration,
+}
+
+enum Waiting {
+    Parked(crate::factor::oob::pending::Parked),
+    Joined(crate::factor::oob::pending::Joined),
+}
 
 /// Where each channel would reach this user, for the providers configured.
 #[derive(Default)]
@@ -216,17 +237,53 @@ impl Pipeline {
                     .await
             }
             Choice::Phone(number) => {
+                let pin = match self.phone_pin(oob, user).await {
+                    Ok(pin) => pin,
+                    Err(verdict) => return verdict,
+                };
                 let context = self.context(request, user, now);
-                let deliver = async |approval| {
+                let deliver = async |approval: crate::factor::oob::Approval| {
                     let Some(caller) = &oob.caller else {
                         return Err(crate::factor::oob::ProviderError::NoTarget("phone"));
                     };
-                    caller.call(&number, &approval).await
+                    let prompt = match pin {
+                        Some(hash) => {
+                            // Before the call: the keypress cannot come first.
+                            oob.pending.expect_pin(&approval.txn, hash);
+                            CallPrompt::Pin
+                        }
+                        None => CallPrompt::Pound,
+                    };
+                    caller.call(&number, &approval, prompt).await
                 };
                 self.hold(oob, Channel::Phone, context, deliver, state, info, now)
                     .await
             }
         }
+    }
+
+    /// The PIN hash a call for `user` asks for (`[phone] pin`): `None` when
+    /// PINs are off or the user set none (optional); a Reject, before any
+    /// call is placed, when a PIN is required and the user has none.
+    async fn phone_pin(&self, oob: &OutOfBand, user: &str) -> Result<Option<String>, Verdict> {
+        if oob.phone_pin == PinMode::Off {
+            return Ok(None);
+        }
+        let hash = self.store.phone_pin_hash(user).await.map_err(|error| {
+            warn!(%error, user, "store unavailable");
+            Verdict::reject("store_unavailable", "phone", None)
+        })?;
+        if hash.is_none() && oob.phone_pin == PinMode::Required {
+            let message = format!(
+                "Sign-in by phone call needs a call PIN, and none is set for your account. Set one {}, or sign in with another method.",
+                match &self.policy.enroll_url {
+                    Some(url) => format!("on the phone page at {url}"),
+                    None => "with your administrator".to_string(),
+                }
+            );
+            return Err(Verdict::reject("pin_not_enrolled", "phone", Some(&message)));
+        }
+        Ok(hash)
     }
 
     /// Parks the login, delivers the push or call once, and waits for the
@@ -263,10 +320,15 @@ impl Pipeline {
                 );
             }
             Park::Joined(joined) => {
-                let answer = joined.wait(oob.config.timeout()).await;
-                return self
-                    .answer_verdict(&user, answer, factor, state, info, now, true)
-                    .await;
+                return Verdict::held(Held {
+                    waiting: Waiting::Joined(joined),
+                    user,
+                    factor,
+                    state: state.without_seed(),
+                    reply_attributes: info.reply_attributes,
+                    now,
+                    timeout: oob.config.timeout(),
+                });
             }
             Park::New(parked) => parked,
         };
@@ -292,12 +354,42 @@ impl Pipeline {
                 Some("The approval could not be sent. Sign in with a code, or try again later."),
             );
         }
-        metrics::gauge!("rampart_oob_pending").increment(1.0);
-        let answer = parked.wait(oob.config.timeout()).await;
-        metrics::gauge!("rampart_oob_pending").decrement(1.0);
-        metrics::counter!("rampart_oob_outcomes_total", "channel" => factor, "outcome" => answer.as_str())
-            .increment(1);
-        self.answer_verdict(&user, answer, factor, state, info, now, false)
+        Verdict::held(Held {
+            waiting: Waiting::Parked(parked),
+            user,
+            factor,
+            state: state.without_seed(),
+            reply_attributes: info.reply_attributes,
+            now,
+            timeout: oob.config.timeout(),
+        })
+    }
+
+    /// Waits for a held login's answer and decides. Runs after the request's
+    /// big decision future is gone (see [`Held`]), so a parked login costs
+    /// only this small future and the table entries.
+    pub(super) async fn finish_held(&self, held: Held) -> Verdict {
+        let Held {
+            waiting,
+            user,
+            factor,
+            state,
+            reply_attributes,
+            now,
+            timeout,
+        } = held;
+        let (answer, joined) = match waiting {
+            Waiting::Parked(parked) => {
+                metrics::gauge!("rampart_oob_pending").increment(1.0);
+                let answer = parked.wait(timeout).await;
+                metrics::gauge!("rampart_oob_pending").decrement(1.0);
+                metrics::counter!("rampart_oob_outcomes_total", "channel" => factor, "outcome" => answer.as_str())
+                    .increment(1);
+                (answer, false)
+            }
+            Waiting::Joined(joined) => (joined.wait(timeout).await, true),
+        };
+        self.answer_verdict(&user, answer, factor, &state, reply_attributes, now, joined)
             .await
     }
 
@@ -310,7 +402,7 @@ impl Pipeline {
         answer: Answer,
         factor: &'static str,
         state: &LoginState,
-        info: UserInfo,
+        reply_attributes: Vec<crate::radius::Attribute>,
         now: u64,
         joined: bool,
     ) -> Verdict {
@@ -322,7 +414,7 @@ impl Pipeline {
                 if !joined {
                     self.record_success(user, now, state).await;
                 }
-                Verdict::accept("ok", factor, None, info.reply_attributes)
+                Verdict::accept("ok", factor, None, reply_attributes)
             }
             Answer::Denied | Answer::Fraud => {
                 let fraud = answer == Answer::Fraud;
@@ -358,6 +450,24 @@ impl Pipeline {
                 };
                 let reason = if fraud { "fraud_reported" } else { "denied" };
                 Verdict::reject(reason, factor, Some(&message))
+            }
+            Answer::WrongPin => {
+                // A failed attempt like a wrong code: counted toward the
+                // lockout, not a fraud lock (it may be a typo).
+                let locked_now = if joined {
+                    None
+                } else {
+                    self.record_failure(user, now).await
+                };
+                Verdict::reject(
+                    "wrong_pin",
+                    factor,
+                    Some(
+                        locked_now
+                            .as_deref()
+                            .unwrap_or("Wrong PIN on the call. Sign in again to get a new call."),
+                    ),
+                )
             }
             Answer::NotAnswered => Verdict::reject(
                 "not_answered",

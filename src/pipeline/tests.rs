@@ -13,9 +13,10 @@ use super::{Pipeline, Verdict};
 use crate::auth::NoPrimary;
 use crate::config::{Policy, Unenrolled};
 use crate::factor::oob::{
-    Answer, Approval, Caller, FailMode, HostedMfa, HostedOutcome, HostedRequest, OutOfBand,
-    OutOfBandConfig, ProviderError, PushSender, PushTarget, SmsSender,
+    Answer, Approval, CallPrompt, Caller, FailMode, HostedMfa, HostedOutcome, HostedRequest,
+    OutOfBand, OutOfBandConfig, ProviderError, PushSender, PushTarget, SmsSender,
 };
+use crate::factor::phone::{PinMode, pin};
 use crate::factor::recovery::RecoveryCodes;
 use crate::factor::totp::{TotpConfig, TotpFactor};
 use crate::radius::AccessRequest;
@@ -37,7 +38,12 @@ impl PushSender for Phone {
 
 #[async_trait]
 impl Caller for Phone {
-    async fn call(&self, _number: &str, approval: &Approval) -> Result<(), ProviderError> {
+    async fn call(
+        &self,
+        _number: &str,
+        approval: &Approval,
+        _prompt: CallPrompt,
+    ) -> Result<(), ProviderError> {
         self.0.send(approval.clone()).unwrap();
         Ok(())
     }
@@ -76,6 +82,10 @@ struct Setup {
 }
 
 async fn setup(adjust: impl FnOnce(&mut OutOfBandConfig)) -> Setup {
+    setup_with(adjust, PinMode::Off).await
+}
+
+async fn setup_with(adjust: impl FnOnce(&mut OutOfBandConfig), pin: PinMode) -> Setup {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().await.unwrap());
     let key = Arc::new(SealKey::from_bytes([3; 32]));
     let mut config = OutOfBandConfig::default();
@@ -86,6 +96,7 @@ async fn setup(adjust: impl FnOnce(&mut OutOfBandConfig)) -> Setup {
     oob.push = Some(Arc::new(Phone(sender.clone())));
     oob.caller = Some(Arc::new(Phone(sender)));
     oob.sms = Some(Arc::new(texts.clone()));
+    oob.phone_pin = pin;
     let oob = Arc::new(oob);
     let policy = Policy {
         code_separator: ",".into(),
@@ -141,9 +152,14 @@ fn request(user: &str, typed: Option<&str>, station: &str) -> AccessRequest {
     }
 }
 
+/// What `Handler::handle` does: decide, then finish a held login.
 async fn decide(pipeline: &Arc<Pipeline>, request: AccessRequest) -> Verdict {
     let user = request.user_name.clone();
-    pipeline.decide(&request, &user).await
+    let mut verdict = pipeline.decide(&request, &user).await;
+    if let Some(held) = verdict.held.take() {
+        verdict = pipeline.finish_held(*held).await;
+    }
+    verdict
 }
 
 /// The phone taps a button: the token is checked and the login resolved,
@@ -327,4 +343,47 @@ async fn hosted_service_down_follows_the_fail_mode() {
         (closed.decision.outcome(), closed.reason),
         ("reject", "mfa_unavailable")
     );
+}
+
+#[tokio::test]
+async fn a_required_pin_is_checked_and_a_wrong_one_counts_as_a_failure() {
+    let mut s = setup_with(|_| {}, PinMode::Required).await;
+    // No PIN yet: refused before any call.
+    let verdict = decide(&s.pipeline, request("alice", Some("phone"), "a")).await;
+    assert_eq!(verdict.reason, "pin_not_enrolled");
+    assert!(s.approvals.try_recv().is_err());
+
+    let key = SealKey::from_bytes([3; 32]);
+    s.store
+        .set_phone_pin("alice", &pin::hash(&key, "alice", "4829"), 1)
+        .await
+        .unwrap();
+    let login = tokio::spawn({
+        let p = s.pipeline.clone();
+        async move { decide(&p, request("alice", Some("phone"), "a")).await }
+    });
+    let approval = s.approvals.recv().await.unwrap();
+    // The call was placed with the PIN's hash registered for its keypress.
+    let judge = |digits| s.oob.judge_pin(&approval.txn, Some(digits));
+    assert_eq!(judge("4829"), Some(Answer::Approved));
+    assert_eq!(judge("4828"), Some(Answer::WrongPin));
+    assert_eq!(judge("9"), Some(Answer::Fraud));
+    s.oob
+        .pending
+        .resolve(&approval.txn, Answer::WrongPin)
+        .unwrap();
+    let verdict = login.await.unwrap();
+    assert_eq!(verdict.reason, "wrong_pin");
+    let state = s.store.login_state("alice", 0).await.unwrap();
+    assert_eq!((state.failures, state.locked_until), (1, None));
+
+    // Pushes never ask for the PIN.
+    let login = tokio::spawn({
+        let p = s.pipeline.clone();
+        async move { decide(&p, request("alice", Some("push"), "a")).await }
+    });
+    let approval = s.approvals.recv().await.unwrap();
+    assert_eq!(s.oob.judge_pin(&approval.txn, Some("4829")), None);
+    tap(&s.oob, &approval, Answer::Approved);
+    assert_eq!(login.await.unwrap().reason, "ok");
 }

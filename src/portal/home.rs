@@ -108,6 +108,14 @@ async fn overview(portal: &Portal, signed: &Signed) -> Response {
     };
     let oob = portal.oob.as_deref();
     let sms = oob.is_some_and(|o| o.sms.is_some());
+    let pin_mode = super::phone_pin::mode(portal);
+    let has_pin = match pin_mode {
+        Some(_) => match portal.store.phone_pin_hash(&user).await {
+            Ok(hash) => hash.is_some(),
+            Err(error) => return unavailable(portal, error),
+        },
+        None => false,
+    };
     let push = oob.is_some_and(|o| o.push.is_some()) && portal.config.ntfy_server.is_some();
 
     let next = if !enrolled.totp && enrolled.push.is_empty() && enrolled.phones.is_empty() {
@@ -150,8 +158,8 @@ async fn overview(portal: &Portal, signed: &Signed) -> Response {
             link("/enroll/totp", "Set up", true)
         },
     ));
-    if sms {
-        let state = if enrolled.phones.is_empty() {
+    if sms || pin_mode.is_some() {
+        let mut state = if enrolled.phones.is_empty() {
             "No number yet".to_string()
         } else {
             enrolled
@@ -161,12 +169,23 @@ async fn overview(portal: &Portal, signed: &Signed) -> Response {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        if pin_mode.is_some() {
+            state.push_str(if has_pin {
+                "; call PIN set"
+            } else {
+                "; no call PIN"
+            });
+        }
         body.push_str(&row(
-            "Phone (text messages)",
+            if sms {
+                "Phone (text messages)"
+            } else {
+                "Phone (calls)"
+            },
             state,
             link(
                 "/enroll/phone",
-                if enrolled.phones.is_empty() {
+                if sms && enrolled.phones.is_empty() {
                     "Add"
                 } else {
                     "Manage"

@@ -24,6 +24,7 @@ pub mod home;
 pub mod html;
 pub mod limit;
 pub mod phone;
+pub mod phone_pin;
 pub mod push;
 pub mod recovery;
 pub mod session;
@@ -203,6 +204,8 @@ pub fn routes<S: Clone + Send + Sync + 'static>(portal: Arc<Portal>) -> Router<S
             get(phone::code_form).post(phone::check_code),
         )
         .route("/enroll/phone/remove", post(phone::remove))
+        .route("/enroll/phone/pin", post(phone_pin::set))
+        .route("/enroll/phone/pin/remove", post(phone_pin::remove))
         .route("/enroll/confirm/sms", post(phone::confirm_by_sms))
         .route("/enroll/push", get(push::show))
         .route("/enroll/push/test", post(push::send_test))

@@ -1,7 +1,9 @@
 //! Phone numbers: a primary and a backup number (E.164), each verified by
 //! a code sent by SMS through the configured [`SmsSender`] before it is
 //! stored. The same code round trip confirms a sign-in and runs "verify
-//! now". The number is prefilled from the directory when it has one.
+//! now". The number is prefilled from the directory when it has one. With
+//! `[phone] pin` on, the page also sets the call PIN ([`super::phone_pin`]),
+//! and is shown for that alone when the server sends no text messages.
 //!
 //! [`SmsSender`]: crate::factor::oob::SmsSender
 
@@ -102,19 +104,29 @@ pub async fn show(State(portal): State<Arc<Portal>>, signed: Signed) -> Response
     render(&portal, &signed, None, StatusCode::OK).await
 }
 
-async fn render(
+/// The phone page, with `error` above the forms.
+pub(super) async fn render(
     portal: &Portal,
     signed: &Signed,
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    if portal.oob.as_deref().is_none_or(|o| o.sms.is_none()) {
+    let sms = portal.oob.as_deref().is_some_and(|o| o.sms.is_some());
+    let pin_mode = super::phone_pin::mode(portal);
+    if !sms && pin_mode.is_none() {
         return no_sms(portal);
     }
     let (user, csrf) = signed.who();
     let enrolled = match enrolled(portal, &user).await {
         Ok(e) => e,
         Err(error) => return unavailable(portal, error),
+    };
+    let has_pin = match pin_mode {
+        Some(_) => match portal.store.phone_pin_hash(&user).await {
+            Ok(hash) => hash.is_some(),
+            Err(error) => return unavailable(portal, error),
+        },
+        None => false,
     };
     let mut body = String::new();
     if let Some(error) = error {
@@ -152,7 +164,7 @@ async fn render(
             ""
         }
     };
-    body.push_str(&format!(
+    let add_form = format!(
         "<h2>Add a number</h2><form method=\"post\" action=\"/enroll/phone\">{}\
          <label for=\"number\">Mobile number, international format</label>\
          <input type=\"tel\" id=\"number\" name=\"number\" value=\"{}\" placeholder=\"+44 7700 900123\" autocomplete=\"tel\" required>\
@@ -163,8 +175,16 @@ async fn render(
         esc(&prefill),
         checked("primary"),
         checked("backup"),
-    ));
-    let next = if prefill.is_empty() {
+    );
+    if sms {
+        body.push_str(&add_form);
+    }
+    if let Some(mode) = pin_mode {
+        body.push_str(&super::phone_pin::section(mode, has_pin, &csrf));
+    }
+    let next = if !sms {
+        "Set the PIN that verification calls ask for, then press the button."
+    } else if prefill.is_empty() {
         "Type your mobile number starting with + and the country code, then press “Text me a code”."
     } else {
         "Check the number we found in the directory, then press “Text me a code”."

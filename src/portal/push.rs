@@ -348,7 +348,7 @@ pub async fn wait(State(portal): State<Arc<Portal>>, current: AnySession) -> Res
             info!(user, "portal: second factor confirmed by push");
             finish(&current, "Confirmed.")
         }
-        (Answer::Denied | Answer::Fraud, PushPurpose::SignIn) => {
+        (Answer::Denied | Answer::Fraud | Answer::WrongPin, PushPurpose::SignIn) => {
             portal.sessions.remove(&current.id);
             if answer == Answer::Fraud {
                 let until = now + 15 * 60;
@@ -363,7 +363,7 @@ pub async fn wait(State(portal): State<Arc<Portal>>, current: AnySession) -> Res
                 "You have been signed out. If this was not you, tell your IT team now.",
             )
         }
-        (Answer::Denied | Answer::Fraud, _) => retry(
+        (Answer::Denied | Answer::Fraud | Answer::WrongPin, _) => retry(
             &portal,
             &csrf,
             purpose,

@@ -173,6 +173,16 @@ pub struct LoginState {
     pub totp: Option<TotpRecord>,
 }
 
+impl LoginState {
+    /// A copy without the sealed seed, for logins that no longer need it.
+    pub fn without_seed(&self) -> LoginState {
+        LoginState {
+            totp: None,
+            ..self.clone()
+        }
+    }
+}
+
 // Hand-written so the sealed seed never ends up in logs, even encrypted.
 impl fmt::Debug for TotpRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -304,6 +314,17 @@ pub trait Store: Send + Sync + 'static {
     /// `hash` matches and it has not expired; false otherwise (a wrong code
     /// leaves the outstanding one in place).
     async fn take_sms_code(&self, name: &str, hash: &str, now: i64) -> Result<bool, StoreError>;
+
+    /// Sets (or replaces) the keyed hash of the user's phone-call PIN
+    /// (`SealKey::code_hash("phone-pin", user, pin)`); creates the account
+    /// row if needed.
+    async fn set_phone_pin(&self, name: &str, hash: &str, now: i64) -> Result<(), StoreError>;
+
+    /// The keyed hash of the user's phone-call PIN, if one is set.
+    async fn phone_pin_hash(&self, name: &str) -> Result<Option<String>, StoreError>;
+
+    /// Removes the phone-call PIN; returns whether one was set.
+    async fn clear_phone_pin(&self, name: &str) -> Result<bool, StoreError>;
 
     /// Locks the user until `until` (a denied push, a fraud report),
     /// whatever the failure count.

@@ -28,6 +28,7 @@ mod admin;
 mod devices;
 mod import;
 mod inline;
+mod phone_pin;
 mod sql;
 
 /// How long a connection waits for another writer before giving up.
@@ -63,6 +64,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed("portal admin"),
             MigrationType::Simple,
             include_str!("../../migrations/sqlite/0003_portal_admin.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            4,
+            Cow::Borrowed("phone pin"),
+            MigrationType::Simple,
+            include_str!("../../migrations/sqlite/0004_phone_pin.sql").into_sql_str(),
             false,
         ),
     ])
@@ -561,6 +569,18 @@ impl Store for SqliteStore {
 
     async fn take_sms_code(&self, name: &str, hash: &str, now: i64) -> Result<bool, StoreError> {
         self.consume_sms_code(name, hash, now).await
+    }
+
+    async fn set_phone_pin(&self, name: &str, hash: &str, now: i64) -> Result<(), StoreError> {
+        self.write_phone_pin(name, hash, now).await
+    }
+
+    async fn phone_pin_hash(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.read_phone_pin(name).await
+    }
+
+    async fn clear_phone_pin(&self, name: &str) -> Result<bool, StoreError> {
+        self.delete_phone_pin(name).await
     }
 
     async fn lock_user(&self, name: &str, until: i64) -> Result<(), StoreError> {

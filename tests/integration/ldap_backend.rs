@@ -355,3 +355,40 @@ async fn a_server_that_accepts_but_never_answers_times_out() {
         started.elapsed()
     );
 }
+
+/// The admin's "not enrolled yet" list reads the directory: everyone, or
+/// the members of one group, by `memberOf` or by the group's `member` values.
+#[tokio::test]
+async fn directory_users_are_listed_whole_or_by_group() {
+    let slapd = Slapd::start();
+    let everyone = backend(&slapd.primary(""))
+        .list_users(None)
+        .await
+        .unwrap()
+        .unwrap();
+    for user in ["alice", "bob", "carol", "dave", "erin", "frank", "twin"] {
+        assert!(
+            everyone.contains(&user.to_string()),
+            "{user} in {everyone:?}"
+        );
+    }
+    assert_eq!(
+        everyone.iter().filter(|u| *u == "twin").count(),
+        1,
+        "names are listed once"
+    );
+    // Direct members of vpn-users; carol is only in it through `contractors`.
+    for membership in ["memberof", "search"] {
+        let auth = backend(&slapd.primary(&format!("group_membership = \"{membership}\"")));
+        let members = auth.list_users(Some(VPN_USERS)).await.unwrap().unwrap();
+        assert_eq!(
+            members,
+            vec!["admin", "alice", "bob", "erin", "frank", "twin"],
+            "{membership}"
+        );
+    }
+    // An injection attempt in the group DN is escaped, not interpreted.
+    let auth = backend(&slapd.primary("group_membership = \"memberof\""));
+    let none = auth.list_users(Some("*)(uid=*")).await.unwrap().unwrap();
+    assert!(none.is_empty(), "{none:?}");
+}

@@ -224,6 +224,21 @@ fn unenrolled_users_are_rejected_with_enroll_hint_or_allowed_by_policy() {
     let wrong = radclient_auth(&rampart, "ivan", "nope");
     assert_eq!(wrong.attribute("Reply-Message"), None);
 
+    // With the portal on, the hint is the portal's address without any policy key.
+    let portal = Rampart::start_with(Options {
+        http_public_url: Some("https://mfa.example.net/".into()),
+        extra: "[portal]\nenabled = true\n".into(),
+        ..Options::default()
+    });
+    portal.add_user("kate", "pw-kate");
+    let hint = radclient_auth(&portal, "kate", "pw-kate");
+    assert!(
+        hint.attribute("Reply-Message")
+            .is_some_and(|m| m.contains("https://mfa.example.net/enroll")),
+        "{}",
+        hint.output
+    );
+
     let open = Rampart::start_with(Options {
         policy: "unenrolled = \"allow\"".into(),
         ..Options::default()

@@ -17,6 +17,7 @@ mod push;
 mod radsec;
 mod twilio_e2e;
 mod twilio_phone;
+mod twilio_pin;
 mod twilio_sms;
 mod upstream;
 mod wire;

@@ -46,14 +46,14 @@ api_base = "{api}"
     (rampart, secrets)
 }
 
-fn enroll_phone(rampart: &Rampart, user: &str, number: &str) {
+pub(crate) fn enroll_phone(rampart: &Rampart, user: &str, number: &str) {
     rampart.add_user(user, "pw-secret");
     let (code, out, err) = cli(&rampart.config, &["enroll", "phone", user, number], "");
     assert_eq!(code, 0, "{out} {err}");
 }
 
 /// radclient retransmitting every 2 s, up to 4 sends.
-fn login(rampart: &Rampart, user: &str, password: &str) -> RadclientReply {
+pub(crate) fn login(rampart: &Rampart, user: &str, password: &str) -> RadclientReply {
     radclient(
         rampart.radius,
         SECRET,

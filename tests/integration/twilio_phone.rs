@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rampart::factor::oob::pending::{JoinKey, Park, Parked};
 use rampart::factor::oob::{
-    Answer, Caller, Channel, LoginContext, OutOfBand, OutOfBandConfig, ProviderError,
+    Answer, CallPrompt, Caller, Channel, LoginContext, OutOfBand, OutOfBandConfig, ProviderError,
 };
 use rampart::factor::phone::{PhoneConfig, TwilioCaller};
 
@@ -92,7 +92,10 @@ impl PhoneRig {
         let parked = self.park(user);
         let txn = parked.txn.clone();
         let approval = self.oob.approval(&txn, Self::context(user));
-        self.caller.call(number, &approval).await.unwrap();
+        self.caller
+            .call(number, &approval, CallPrompt::Pound)
+            .await
+            .unwrap();
         (parked.wait(Duration::from_secs(10)).await, txn)
     }
 }
@@ -193,7 +196,10 @@ async fn forged_callbacks_are_refused() {
     let parked = rig.park("mallory-target");
     let txn = parked.txn.clone();
     let approval = rig.oob.approval(&txn, PhoneRig::context("mallory-target"));
-    rig.caller.call("+15551250001", &approval).await.unwrap();
+    rig.caller
+        .call("+15551250001", &approval, CallPrompt::Pound)
+        .await
+        .unwrap();
     let twilio = rig.twilio;
     let (twilio, calls) = tokio::task::spawn_blocking(move || {
         let calls = twilio.wait_for_finished_calls("+15551250001", 1);
@@ -279,7 +285,10 @@ async fn call_with_a_wrong_token_is_a_status_error() {
         Arc::new(rampart::seal::SealKey::from_bytes([1; 32])),
     );
     let approval = oob.approval("00ff", PhoneRig::context("alice"));
-    let error = caller.call("+15551260001", &approval).await.unwrap_err();
+    let error = caller
+        .call("+15551260001", &approval, CallPrompt::Pound)
+        .await
+        .unwrap_err();
     assert!(
         matches!(error, ProviderError::Status { status: 401, .. }),
         "{error:?}"

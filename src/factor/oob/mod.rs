@@ -66,6 +66,9 @@ pub enum Answer {
     Denied,
     /// The user declined and reported the attempt as fraud.
     Fraud,
+    /// A PIN call was answered with the wrong PIN: a failed attempt (it
+    /// counts toward the lockout), not a "this was not me".
+    WrongPin,
     /// The call was not answered, was busy or failed on the carrier side.
     NotAnswered,
     /// No answer before the deadline.
@@ -79,6 +82,7 @@ impl Answer {
             Answer::Approved => "approved",
             Answer::Denied => "denied",
             Answer::Fraud => "fraud",
+            Answer::WrongPin => "wrong_pin",
             Answer::NotAnswered => "not_answered",
             Answer::TimedOut => "timeout",
         }
@@ -211,12 +215,29 @@ pub trait PushSender: Send + Sync {
     async fn send(&self, target: &PushTarget, approval: &Approval) -> Result<(), ProviderError>;
 }
 
+/// What a verification call asks the user to type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallPrompt {
+    /// Press `#` to approve.
+    Pound,
+    /// Type the PIN followed by `#` (`[phone] pin`); the PIN's hash is
+    /// registered with the pending table ([`pending::PendingTable::expect_pin`])
+    /// before the call is placed.
+    Pin,
+}
+
 /// Places voice calls (Twilio-compatible Calls API).
 #[async_trait]
 pub trait Caller: Send + Sync {
-    /// Calls `number` (E.164) for `approval`. Returns once the call is
-    /// queued; the keypress arrives later through the provider's callback.
-    async fn call(&self, number: &str, approval: &Approval) -> Result<(), ProviderError>;
+    /// Calls `number` (E.164) for `approval`, asking for what `prompt` says.
+    /// Returns once the call is queued; the keypress arrives later through
+    /// the provider's callback.
+    async fn call(
+        &self,
+        number: &str,
+        approval: &Approval,
+        prompt: CallPrompt,
+    ) -> Result<(), ProviderError>;
 }
 
 /// Sends text messages (Twilio-compatible Messages API, generic template).
@@ -319,12 +340,16 @@ pub struct OutOfBand {
     /// `[phone]`'s callback checker (account, signing token, public URL),
     /// for the Twilio callbacks on the HTTP listener.
     pub phone_callbacks: Option<Arc<crate::factor::phone::PhoneCallbacks>>,
+    /// `[phone] pin`: whether calls ask for the user's PIN.
+    pub phone_pin: crate::factor::phone::pin::PinMode,
     /// `[sms]`, if configured.
     pub sms: Option<Arc<dyn SmsSender>>,
     /// `[duo]`, if configured: it then runs every second factor.
     pub hosted: Option<Arc<dyn HostedMfa>>,
     /// `[duo] failmode`.
     pub hosted_failmode: FailMode,
+    /// The store's key: hashes the PIN typed on a call.
+    key: Arc<crate::seal::SealKey>,
 }
 
 impl OutOfBand {
@@ -337,16 +362,28 @@ impl OutOfBand {
         OutOfBand {
             config,
             pending: pending::PendingTable::new(),
-            tokens: token::Tokens::new(key),
+            tokens: token::Tokens::new(key.clone()),
             limit,
             push: None,
             default_push_target: None,
             caller: None,
             phone_callbacks: None,
+            phone_pin: Default::default(),
             sms: None,
             hosted: None,
             hosted_failmode: FailMode::default(),
+            key,
         }
+    }
+
+    /// What the digits typed on a PIN call of transaction `txn` mean, or
+    /// `None` if that call asked for no PIN (or the login is no longer
+    /// waiting). See [`crate::factor::phone::pin::judge`].
+    pub fn judge_pin(&self, txn: &str, digits: Option<&str>) -> Option<Answer> {
+        let (user, expected) = self.pending.expected_pin(txn)?;
+        Some(crate::factor::phone::pin::judge(
+            &self.key, &user, digits, &expected,
+        ))
     }
 
     /// The approval a provider delivers for transaction `txn`: message,

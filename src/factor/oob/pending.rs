@@ -33,6 +33,8 @@ struct Entry {
     user: String,
     join: JoinKey,
     channel: Channel,
+    /// Keyed hash of the PIN the call asks for (`[phone] pin`), if it does.
+    pin_hash: Option<String>,
     answer: watch::Sender<Option<Answer>>,
 }
 
@@ -118,6 +120,7 @@ impl PendingTable {
                 user: user.to_string(),
                 join,
                 channel,
+                pin_hash: None,
                 answer: sender,
             },
         );
@@ -131,6 +134,28 @@ impl PendingTable {
     /// The user a running transaction belongs to (to check a signed token).
     pub fn user_of(&self, txn: &str) -> Option<String> {
         self.lock().by_txn.get(txn).map(|e| e.user.clone())
+    }
+
+    /// Records that the call of transaction `txn` asks for the PIN whose
+    /// keyed hash is `hash`: the answer is then judged against it, and it
+    /// goes with the transaction. Set before the call is placed, so the
+    /// keypress cannot arrive first. False if `txn` is not running.
+    pub fn expect_pin(&self, txn: &str, hash: String) -> bool {
+        match self.lock().by_txn.get_mut(txn) {
+            Some(entry) => {
+                entry.pin_hash = Some(hash);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The user and expected PIN hash of a running transaction whose call
+    /// asks for a PIN; `None` for any other (or no) transaction.
+    pub fn expected_pin(&self, txn: &str) -> Option<(String, String)> {
+        let inner = self.lock();
+        let entry = inner.by_txn.get(txn)?;
+        Some((entry.user.clone(), entry.pin_hash.clone()?))
     }
 
     /// The user and the login (NAS, station) of a running transaction, for a
@@ -226,6 +251,13 @@ mod tests {
             Park::Busy
         ));
         assert_eq!(table.user_of(&parked.txn).as_deref(), Some("alice"));
+        assert_eq!(table.expected_pin(&parked.txn), None);
+        assert!(table.expect_pin(&parked.txn, "h".into()));
+        assert_eq!(
+            table.expected_pin(&parked.txn),
+            Some(("alice".into(), "h".into()))
+        );
+        assert!(!table.expect_pin("0123", "h".into()));
         let txn = parked.txn.clone();
         let owner = tokio::spawn(parked.wait(Duration::from_secs(5)));
         let joiner = tokio::spawn(joined.wait(Duration::from_secs(5)));

@@ -15,8 +15,13 @@
 //! account_sid = "AC0123456789abcdef0123456789abcdef"
 //! auth_token_file = "/run/credentials/rampart.service/twilio-token"
 //! from = "+15005550006"
+//! pin = "optional"   # off (default) | optional | required
 //! ```
+//!
+//! With `pin` on, users who set a PIN ([`pin`]) type it followed by `#`
+//! instead of pressing `#` alone ([`twiml::gather_pin`]).
 
+pub mod pin;
 pub mod twiml;
 
 use std::sync::Arc;
@@ -24,10 +29,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::oob::{Approval, Caller, ProviderError};
+use super::oob::{Approval, CallPrompt, Caller, ProviderError};
 use super::twilio::{self as api, AccountKeys, TwilioClient};
 use crate::secret::Secret;
 
+pub use pin::PinMode;
 pub use twiml::Voice;
 
 /// Which service places the calls.
@@ -73,6 +79,10 @@ pub struct PhoneConfig {
     /// Seconds the phone rings before Twilio gives up (`Timeout`). Default 30.
     #[serde(default = "default_ring_secs")]
     pub ring_secs: u64,
+    /// Whether calls ask for the user's PIN: `off` (default), `optional`
+    /// (users who set one), `required` (no PIN, no phone call).
+    #[serde(default)]
+    pub pin: PinMode,
 }
 
 fn default_ring_secs() -> u64 {
@@ -218,13 +228,22 @@ impl TwilioCaller {
 
 #[async_trait]
 impl Caller for TwilioCaller {
-    async fn call(&self, number: &str, approval: &Approval) -> Result<(), ProviderError> {
+    async fn call(
+        &self,
+        number: &str,
+        approval: &Approval,
+        prompt: CallPrompt,
+    ) -> Result<(), ProviderError> {
         if !api::is_e164(number) {
             return Err(ProviderError::NoTarget("phone number is not E.164"));
         }
         let action = self.callbacks.url(Callback::Gather, &approval.txn);
         let status = self.callbacks.url(Callback::Status, &approval.txn);
-        let document = twiml::gather(&action, &approval.message, &self.callbacks.voice);
+        let voice = &self.callbacks.voice;
+        let document = match prompt {
+            CallPrompt::Pound => twiml::gather(&action, &approval.message, voice),
+            CallPrompt::Pin => twiml::gather_pin(&action, &approval.message, voice),
+        };
         // Parameter names: twilio.com/docs/voice/api/call-resource, "Create a Call".
         let form = [
             ("To", number),
@@ -260,6 +279,7 @@ mod tests {
         assert_eq!(config.ring_secs, 30);
         assert_eq!(config.timeout_secs, 10);
         assert_eq!(config.api_base, "https://api.twilio.com");
+        assert_eq!(config.pin, PinMode::Off);
         assert!(config.problems(Some("https://mfa.example.com")).is_empty());
         assert!(!format!("{config:?}").contains("secret-token"));
 

@@ -70,6 +70,25 @@ pub fn gather(action: &str, message: &str, voice: &Voice) -> String {
     )
 }
 
+/// The call of a user with a PIN (`[phone] pin`): read `message`, collect
+/// the PIN up to `#` and POST it to `action`; with no key, say goodbye.
+///
+/// `numDigits` is left unset and `finishOnKey="#"`, so Twilio collects any
+/// number of keys until `#` (or `timeout` seconds of silence) and sends them
+/// in `Digits` without the `#` (Twilio `<Gather>`: "finishOnKey ... The
+/// value of finishOnKey is not included in the Digits"). The PIN itself is
+/// never part of the document: only rampart's callback sees the digits.
+pub fn gather_pin(action: &str, message: &str, voice: &Voice) -> String {
+    format!(
+        "<Response><Gather action=\"{action}\" method=\"POST\" finishOnKey=\"#\" timeout=\"{GATHER_SECS}\">{say}</Gather>{goodbye}</Response>",
+        action = xml_escape(action),
+        say = voice.say(&format!(
+            "{message} To approve, enter your PIN followed by pound. If this was not you, press 9 then pound to deny and report fraud."
+        )),
+        goodbye = voice.say("No PIN entered. Goodbye."),
+    )
+}
+
 /// A document that says `text` and hangs up (the answer to the gather POST).
 pub fn say_and_hang_up(text: &str, voice: &Voice) -> String {
     format!(
@@ -113,6 +132,26 @@ mod tests {
         // Exactly one Gather and no injected verb.
         assert_eq!(doc.matches("<Gather").count(), 1);
         assert_eq!(doc.matches("<Hangup").count(), 0);
+    }
+
+    #[test]
+    fn pin_document_collects_until_pound_and_holds_no_pin() {
+        let doc = gather_pin(
+            "https://mfa.example.com/oob/v1/twilio/gather/ab",
+            "Sign-in as <bob> to vpn",
+            &Voice::default(),
+        );
+        assert_eq!(
+            doc,
+            "<Response><Gather action=\"https://mfa.example.com/oob/v1/twilio/gather/ab\" \
+             method=\"POST\" finishOnKey=\"#\" timeout=\"15\">\
+             <Say>Sign-in as &lt;bob&gt; to vpn To approve, enter your PIN followed by pound. \
+             If this was not you, press 9 then pound to deny and report fraud.</Say></Gather>\
+             <Say>No PIN entered. Goodbye.</Say></Response>"
+        );
+        // No numDigits: a 1-key limit would cut the PIN short.
+        assert!(!doc.contains("numDigits"));
+        assert_eq!(doc.matches("<Gather").count(), 1);
     }
 
     #[test]

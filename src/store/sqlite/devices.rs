@@ -55,7 +55,10 @@ impl SqliteStore {
         &self,
         name: &str,
     ) -> Result<OutOfBandEnrollment, StoreError> {
-        let preferred = sqlx::query("SELECT preferred_factor FROM accounts WHERE name = ?1")
+        if let Some(inline) = &self.inline {
+            return inline.out_of_band(name).await;
+        }
+        let preferred = sqlx::query(super::sql::PREFERRED_FACTOR)
             .bind(name)
             .fetch_optional(&self.pool)
             .await
@@ -64,14 +67,11 @@ impl SqliteStore {
             .transpose()
             .map_err(db)?
             .flatten();
-        let rows = sqlx::query(
-            "SELECT kind, label, sealed_target, created_at FROM devices \
-             WHERE name = ?1 ORDER BY kind, label",
-        )
-        .bind(name)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
+        let rows = sqlx::query(super::sql::DEVICES)
+            .bind(name)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
         let mut devices = Vec::with_capacity(rows.len());
         for row in rows {
             let kind: String = row.try_get("kind").map_err(db)?;
@@ -212,6 +212,28 @@ mod tests {
         s.delete_user("alice").await.unwrap();
         assert_eq!(s.out_of_band("alice").await.unwrap(), Default::default());
         assert!(!s.take_sms_code("alice", "h", 50).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn file_stores_read_devices_on_the_inline_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("r.db")).await.unwrap();
+        s.add_device("alice", DeviceKind::Push, "b", b"t2", 1)
+            .await
+            .unwrap();
+        s.add_device("alice", DeviceKind::Phone, "a", b"p1", 2)
+            .await
+            .unwrap();
+        s.set_preferred_factor("alice", Some("push")).await.unwrap();
+        let oob = s.out_of_band("alice").await.unwrap();
+        assert_eq!(oob.preferred.as_deref(), Some("push"));
+        let got: Vec<_> = oob
+            .devices
+            .iter()
+            .map(|d| (d.kind, d.label.as_str()))
+            .collect();
+        assert_eq!(got, vec![(DeviceKind::Phone, "a"), (DeviceKind::Push, "b")]);
+        assert_eq!(s.out_of_band("nobody").await.unwrap(), Default::default());
     }
 
     #[tokio::test]

@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use crate::store::{LoginState, StoreError, TotpRecord};
+use crate::store::{
+    DeviceKind, DeviceRecord, LoginState, OutOfBandEnrollment, StoreError, TotpRecord,
+};
 
 /// Reader connections: WAL readers run in parallel, one per tokio worker is enough.
 const READERS: usize = 2;
@@ -61,6 +63,29 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
         .pragma_update(None, "foreign_keys", "ON")
         .map_err(db)?;
     Ok(connection)
+}
+
+fn read_state(connection: &Connection, name: &str, now: i64) -> rusqlite::Result<LoginState> {
+    let mut statement = connection.prepare_cached(super::sql::LOGIN_STATE)?;
+    statement
+        .query_row(params![name], |row| {
+            let sealed: Option<Vec<u8>> = row.get(0)?;
+            let last_step: Option<i64> = row.get(1)?;
+            let failures: Option<i64> = row.get(2)?;
+            let locked_until: Option<i64> = row.get(3)?;
+            Ok(LoginState {
+                locked_until: locked_until.filter(|until| *until > now),
+                failures: failures.unwrap_or(0).clamp(0, i64::from(u32::MAX)) as u32,
+                last_login: row.get(4)?,
+                has_account: row.get(5)?,
+                totp: sealed.map(|sealed_secret| TotpRecord {
+                    sealed_secret,
+                    last_step,
+                }),
+            })
+        })
+        .optional()
+        .map(Option::unwrap_or_default)
 }
 
 impl InlineDb {
@@ -122,12 +147,16 @@ impl InlineDb {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Lockout, failures, last login and TOTP enrollment in one query.
-    pub(super) async fn login_state(&self, name: &str, now: i64) -> Result<LoginState, StoreError> {
+    /// Runs a read on a reader connection; a busy database (WAL readers are
+    /// blocked only during rare recovery) is waited out with async sleeps.
+    async fn read<T>(
+        &self,
+        query: impl Fn(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
         let deadline = Instant::now() + self.busy;
         loop {
-            match self.read_state(name, now) {
-                // WAL readers are blocked only during rare recovery; wait it out.
+            let result = query(&self.reader());
+            match result {
                 Err(rusqlite::Error::SqliteFailure(error, _))
                     if matches!(
                         error.code,
@@ -141,28 +170,46 @@ impl InlineDb {
         }
     }
 
-    fn read_state(&self, name: &str, now: i64) -> rusqlite::Result<LoginState> {
-        let connection = self.reader();
-        let mut statement = connection.prepare_cached(super::sql::LOGIN_STATE)?;
-        statement
-            .query_row(params![name], |row| {
-                let sealed: Option<Vec<u8>> = row.get(0)?;
-                let last_step: Option<i64> = row.get(1)?;
-                let failures: Option<i64> = row.get(2)?;
-                let locked_until: Option<i64> = row.get(3)?;
-                Ok(LoginState {
-                    locked_until: locked_until.filter(|until| *until > now),
-                    failures: failures.unwrap_or(0).clamp(0, i64::from(u32::MAX)) as u32,
-                    last_login: row.get(4)?,
-                    has_account: row.get(5)?,
-                    totp: sealed.map(|sealed_secret| TotpRecord {
-                        sealed_secret,
-                        last_step,
-                    }),
-                })
-            })
-            .optional()
-            .map(Option::unwrap_or_default)
+    /// Lockout, failures, last login and TOTP enrollment in one query.
+    pub(super) async fn login_state(&self, name: &str, now: i64) -> Result<LoginState, StoreError> {
+        self.read(|connection| read_state(connection, name, now))
+            .await
+    }
+
+    /// The preferred factor and devices: read for every login without a
+    /// typed code (push, phone, RD Gateway), so it is on the hot path too.
+    pub(super) async fn out_of_band(&self, name: &str) -> Result<OutOfBandEnrollment, StoreError> {
+        self.read(|connection| {
+            let preferred = connection
+                .prepare_cached(super::sql::PREFERRED_FACTOR)?
+                .query_row(params![name], |row| row.get::<_, Option<String>>(0))
+                .optional()?
+                .flatten();
+            let mut statement = connection.prepare_cached(super::sql::DEVICES)?;
+            let rows = statement.query_map(params![name], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, Vec<u8>>(2)?,
+                    row.get::<_, i64>(3)?,
+                ))
+            })?;
+            let mut devices = Vec::new();
+            for row in rows {
+                let (kind, label, sealed_target, created_at) = row?;
+                // A kind this version does not know (a newer one wrote it) is skipped.
+                if let Some(kind) = DeviceKind::parse(&kind) {
+                    devices.push(DeviceRecord {
+                        kind,
+                        label,
+                        sealed_target,
+                        created_at,
+                    });
+                }
+            }
+            Ok(OutOfBandEnrollment { preferred, devices })
+        })
+        .await
     }
 
     /// Compare-and-set of the last accepted step: true only if `step` is newer.

@@ -36,3 +36,10 @@ pub(super) const RESET_FAILURES: &str = "UPDATE lockouts SET failures = 0, \
 
 /// After a success: the login time.
 pub(super) const SET_LAST_LOGIN: &str = "UPDATE accounts SET last_login = ?2 WHERE name = ?1";
+
+/// The factor used without a keyword.
+pub(super) const PREFERRED_FACTOR: &str = "SELECT preferred_factor FROM accounts WHERE name = ?1";
+
+/// A user's devices, ordered.
+pub(super) const DEVICES: &str = "SELECT kind, label, sealed_target, created_at FROM devices \
+     WHERE name = ?1 ORDER BY kind, label";

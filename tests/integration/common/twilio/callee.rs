@@ -84,9 +84,35 @@ fn common_params(call: &Call, status: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-async fn gather(shared: &Arc<Shared>, call: &Call, key: &str) {
+/// What Twilio's `<Gather>` reports in `Digits` when `keys` are pressed:
+/// collection stops at a `finishOnKey` key (default `#`, not included; `""`
+/// disables it) or once `numDigits` keys are in; keys after that are not
+/// heard. twilio.com/docs/voice/twiml/gather, "finishOnKey" and "numDigits".
+pub(super) fn digits(gather: &std::collections::HashMap<String, String>, keys: &str) -> String {
+    let finish = gather.get("finishOnKey").map_or("#", String::as_str);
+    let limit: Option<usize> = gather.get("numDigits").and_then(|n| n.parse().ok());
+    let mut collected = String::new();
+    for key in keys.chars() {
+        if finish.contains(key) {
+            break;
+        }
+        collected.push(key);
+        if limit.is_some_and(|n| collected.chars().count() >= n) {
+            break;
+        }
+    }
+    collected
+}
+
+async fn gather(shared: &Arc<Shared>, call: &Call, keys: &str) {
+    let digits = digits(&call.gather, keys);
+    if digits.is_empty() {
+        // Nothing collected: Twilio skips the action (actionOnEmptyResult
+        // is false by default) and the call goes on to the next verb.
+        return;
+    }
     let mut params = common_params(call, "in-progress");
-    params.push(("Digits".into(), key.into()));
+    params.push(("Digits".into(), digits));
     params.push(("msg".into(), "Gather End".into()));
     deliver(shared, &call.sid, "gather", &call.gather["action"], params).await;
 }
@@ -144,6 +170,25 @@ async fn deliver(
             });
         }
     });
+}
+
+#[test]
+fn digits_follow_finish_on_key_and_num_digits() {
+    let gather = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<std::collections::HashMap<_, _>>()
+    };
+    let one_key = gather(&[("numDigits", "1"), ("finishOnKey", "")]);
+    assert_eq!(digits(&one_key, "#"), "#");
+    assert_eq!(digits(&one_key, "91"), "9");
+    let pin = gather(&[("finishOnKey", "#")]);
+    assert_eq!(digits(&pin, "4829#"), "4829");
+    assert_eq!(digits(&pin, "4829#77"), "4829");
+    assert_eq!(digits(&pin, "#"), "");
+    // Without finishOnKey Twilio's default is `#`.
+    assert_eq!(digits(&gather(&[]), "12#3"), "12");
 }
 
 /// twilio-python's `tests/unit/test_request_validator.py` vector: the

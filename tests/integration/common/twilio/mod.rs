@@ -50,7 +50,8 @@ pub const FROM: &str = "+15005550006";
 /// What the person at a number does when called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Callee {
-    /// Answers and presses this key (`"#"`, `"9"`, `"1"`).
+    /// Answers and presses these keys (`"#"`, `"9"`, `"4829#"`); the
+    /// callback's `Digits` is what the `<Gather>` collects of them.
     Press(&'static str),
     /// Answers after a while, then presses the key.
     Late(Duration, &'static str),
