@@ -4,6 +4,7 @@
 //! client: duplicates on a stream, a packet that breaks the framing, Status-Server,
 //! and shutdown draining in-flight requests (`wire`). Shared set-up here.
 
+mod config;
 mod proxy;
 mod wire;
 
