@@ -122,13 +122,21 @@ run "$LOAD" park --server "127.0.0.1:$RADIUS_PORT" --secret "$SECRET" --count "$
   --rate "$RATE" --hold $((HOLD_SECS + 30)) >"$OUT/park.json" 2>"$OUT/park.log" &
 PARK=$!
 PIDS+=($PARK)
-for _ in $(seq 600); do
-  n=$(pending || echo 0)
-  [ "${n:-0}" -ge "$PARKED" ] && break
+# Wait until every login is parked, or until the count stops growing for 5 s
+# after the last one was sent (deliveries that failed are rejected at once).
+SEND_SECS=$(( PARKED / RATE + 1 ))
+last=-1; still=0; start=$(date +%s)
+while :; do
+  n=$(pending || echo 0); n=${n:-0}
+  [ "$n" -ge "$PARKED" ] && break
+  if [ "$n" -eq "$last" ]; then still=$((still + 1)); else still=0; last=$n; fi
+  [ $(( $(date +%s) - start )) -gt "$SEND_SECS" ] && [ "$still" -ge 25 ] && break
   sleep 0.2
 done
 log "parked: $(pending) logins waiting"
 read -r PARK_RSS PARK_HWM < <(rss)
+PARKED_NOW=$(pending)
+FAILED=$(curl -fs "http://127.0.0.1:$HTTP_PORT/metrics" | awk '/^rampart_oob_delivery_failures_total/ {s+=$2} END {print s+0}')
 
 log "loaded: TOTP logins while $PARKED logins wait"
 totp_load parked $((USERS / 2)) >"$OUT/parked.json"
@@ -138,9 +146,9 @@ log "waiting for the parked logins to time out"
 wait "$PARK" || true
 SENT_TO_SINK=$(grep -o '[0-9]* notifications' "$OUT/sink.log" | tail -1 | cut -d' ' -f1)
 
-python3 - "$OUT" "$PARKED" "$IDLE_RSS" "$PARK_RSS" "$LOADED_RSS" "$LOADED_HWM" "$STILL" "${SENT_TO_SINK:-0}" <<'PY' | tee "$OUT/summary.md"
+python3 - "$OUT" "$PARKED" "$IDLE_RSS" "$PARK_RSS" "$LOADED_RSS" "$LOADED_HWM" "$STILL" "${SENT_TO_SINK:-0}" "$PARKED_NOW" "$FAILED" <<'PY' | tee "$OUT/summary.md"
 import json, sys
-out, parked, idle_rss, park_rss, loaded_rss, hwm, still, sink = sys.argv[1:]
+out, parked, idle_rss, park_rss, loaded_rss, hwm, still, sink, parked_now, failed = sys.argv[1:]
 idle = json.loads(open(f"{out}/idle.json").read().strip().splitlines()[-1])
 loaded = json.loads(open(f"{out}/parked.json").read().strip().splitlines()[-1])
 park = json.loads(open(f"{out}/park.json").read().strip().splitlines()[-1])
@@ -150,7 +158,7 @@ print(f'| idle | {idle["rps"]:.0f} | {idle["p50_ms"]} | {idle["p99_ms"]} | {idle
 print(f'| {parked} parked | {loaded["rps"]:.0f} | {loaded["p50_ms"]} | {loaded["p99_ms"]} | {loaded["errors"]} | {loaded_rss} (peak {hwm}) |')
 ratio = loaded["p99_ms"] / idle["p99_ms"] if idle["p99_ms"] else float("nan")
 print()
-print(f"p99 parked/idle: {ratio:.2f}x; RSS with {parked} parked: {park_rss} MiB; still parked during the loaded run's end: {still}")
+print(f"p99 parked/idle: {ratio:.2f}x; RSS with {parked_now} parked: {park_rss} MiB; still parked at the loaded run's end: {still}; deliveries failed: {failed}")
 print(f"park answers: {park}; notifications at the sink: {sink}")
 PY
 log "commands in $CMDS"

@@ -1,6 +1,12 @@
 //! Wiring: opens the store and key, builds the pipeline from the configuration,
-//! binds the sockets, installs logging and metrics, and runs until SIGTERM or
-//! SIGINT. The only place that knows every concrete type.
+//! binds the sockets, installs logging and metrics, tells systemd when it is
+//! ready, reloads on SIGHUP ([`reload`]) and runs until SIGTERM or SIGINT. The
+//! only place that knows every concrete type.
+
+mod families;
+mod live_primary;
+mod notify;
+mod reload;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,14 +21,18 @@ use tracing::{info, warn};
 use crate::audit::AuditLog;
 use crate::auth::{LdapAuth, LocalAuth, NoPrimary, PrimaryAuth, PrimaryConfig, UpstreamAuth};
 use crate::config::{Config, LogFormat};
-use crate::factor::oob::OutOfBand;
+use crate::factor::oob::limit::SendLimit;
+use crate::factor::oob::pending::PendingTable;
+use crate::factor::oob::{OobHandle, OutOfBand};
 use crate::factor::recovery::RecoveryCodes;
 use crate::factor::totp::TotpFactor;
+use crate::live::Live;
 use crate::pipeline::Pipeline;
-use crate::radius::{ServerOptions, serve as serve_radius};
+use crate::radius::{Routes, ServerOptions, serve as serve_radius};
 use crate::seal::SealKey;
-use crate::store::Store;
-use crate::store::sqlite::SqliteStore;
+use crate::session::Challenges;
+use crate::store::config::{Backend, redacted_url};
+use crate::store::{PostgresStore, SqliteStore, Store};
 
 /// Installs the tracing subscriber: `RUST_LOG` wins over `[log] level`; logs go to stderr.
 pub fn init_logging(level: &str, format: LogFormat) {
@@ -40,14 +50,65 @@ pub fn init_logging(level: &str, format: LogFormat) {
     let _ = result;
 }
 
-/// Opens the store and the sealing key named by the configuration.
+/// Opens the store and the sealing key named by the configuration: the
+/// SQLite file, or the PostgreSQL database shared by several nodes.
 pub async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Arc<SealKey>)> {
-    let key = SealKey::load_or_create(&config.store.key_file)
-        .with_context(|| format!("store key file {}", config.store.key_file.display()))?;
-    let store = SqliteStore::open(&config.store.path)
-        .await
-        .with_context(|| format!("SQLite store {}", config.store.path.display()))?;
-    Ok((Arc::new(store), Arc::new(key)))
+    let key_file = &config.store.key_file;
+    match config.store.backend() {
+        Backend::Sqlite(_) => {
+            let path = config.store.sqlite_path();
+            let key = SealKey::load_or_create(key_file)
+                .with_context(|| format!("store key file {}", key_file.display()))?;
+            let store = SqliteStore::open(&path)
+                .await
+                .with_context(|| format!("SQLite store {}", path.display()))?;
+            Ok((Arc::new(store), Arc::new(key)))
+        }
+        Backend::Postgres(url) => {
+            let shown = redacted_url(url);
+            let store = PostgresStore::open(&config.store)
+                .await
+                .with_context(|| format!("PostgreSQL store {shown}"))?;
+            let options = crate::store::postgres::connect::options(&config.store)?;
+            if !crate::store::postgres::connect::verifies_server(&options)
+                && !is_loopback(options.get_host())
+                && options.get_socket().is_none()
+            {
+                warn!(
+                    store = %shown,
+                    "PostgreSQL server certificate not verified: set [store] tls_mode = \"verify-full\" and ca_file"
+                );
+            }
+            let existed = key_file.exists();
+            let key = SealKey::load_or_create(key_file)
+                .with_context(|| format!("store key file {}", key_file.display()))?;
+            // Every node must hold the same key: one that cannot open the
+            // seeds other nodes sealed would fail every TOTP login here.
+            if let Some((user, sealed)) = store.any_sealed_seed().await?
+                && key.open(user.as_bytes(), &sealed).is_err()
+            {
+                if !existed {
+                    // Do not leave a stray key behind for the next start to trust.
+                    let _ = std::fs::remove_file(key_file);
+                }
+                anyhow::bail!(
+                    "store key file {}: it does not open the TOTP seeds in {shown}; every node \
+                     sharing a database needs the same key file (copy it from a node already using it)",
+                    key_file.display()
+                );
+            }
+            info!(store = %shown, pool_size = config.store.pool_size(), "PostgreSQL store");
+            Ok((Arc::new(store), Arc::new(key)))
+        }
+    }
+}
+
+/// Whether a PostgreSQL host name is this machine (no TLS warning then).
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The primary backend `[primary]` names.
@@ -69,12 +130,49 @@ pub fn build_primary(
     })
 }
 
-/// Builds the pipeline for a configuration over an open store.
+/// What a pipeline built on reload takes over from the running one, so that
+/// logins in progress survive the switch.
+#[derive(Clone)]
+pub struct Carry {
+    /// Parked out-of-band logins: one table for the life of the process.
+    pub pending: Arc<PendingTable>,
+    /// Per-user push/call/SMS send history, once out-of-band factors ran.
+    pub limit: Option<Arc<SendLimit>>,
+    /// Pending Access-Challenges.
+    pub challenges: Option<Arc<Challenges>>,
+}
+
+impl Carry {
+    /// Nothing to take over: the first pipeline.
+    pub fn fresh() -> Carry {
+        Carry {
+            pending: PendingTable::new(),
+            limit: None,
+            challenges: None,
+        }
+    }
+
+    /// What the next pipeline takes over from `pipeline` (built with `self`).
+    pub fn after(&self, pipeline: &Pipeline) -> Carry {
+        Carry {
+            pending: self.pending.clone(),
+            limit: pipeline
+                .out_of_band()
+                .map(|oob| oob.limit.clone())
+                .or_else(|| self.limit.clone()),
+            challenges: Some(pipeline.challenges()),
+        }
+    }
+}
+
+/// Builds the pipeline for a configuration over an open store, taking over
+/// `carry`'s tables.
 pub fn build_pipeline(
     config: &Config,
     store: Arc<dyn Store>,
     key: Arc<SealKey>,
     audit: Option<AuditLog>,
+    carry: &Carry,
 ) -> anyhow::Result<Pipeline> {
     let primary = build_primary(config, store.clone())?;
     let pipeline = Pipeline::new(
@@ -96,7 +194,10 @@ pub fn build_pipeline(
     if let Some(audit) = audit {
         pipeline = pipeline.with_audit(audit);
     }
-    Ok(match build_out_of_band(config, key)? {
+    if let Some(challenges) = &carry.challenges {
+        pipeline = pipeline.with_challenges(challenges.clone());
+    }
+    Ok(match build_out_of_band(config, key, carry)? {
         Some(oob) => pipeline.with_out_of_band(oob),
         None => pipeline,
     })
@@ -107,8 +208,11 @@ pub fn build_pipeline(
 pub fn build_out_of_band(
     config: &Config,
     key: Arc<SealKey>,
+    carry: &Carry,
 ) -> anyhow::Result<Option<Arc<OutOfBand>>> {
     let mut oob = OutOfBand::new(config.out_of_band.clone(), key);
+    let limit = carry.limit.clone().unwrap_or_else(|| oob.limit.clone());
+    oob = oob.with_tables(carry.pending.clone(), limit);
     if let Some(duo) = &config.duo {
         let client = Arc::new(crate::factor::duo::DuoClient::new(duo).context("[duo]")?);
         info!(api_host = %duo.api_host, failmode = ?duo.failmode, "second factor: Duo Auth API");
@@ -150,10 +254,19 @@ pub fn build_out_of_band(
     Ok(any.then(|| Arc::new(oob)))
 }
 
+/// Starts the ntfy reply relay `[push]` asks for; false when it asks for none.
+fn build_out_of_band_relay(
+    push: &crate::factor::push::PushConfig,
+    oob: Arc<OutOfBand>,
+    cancel: CancellationToken,
+) -> anyhow::Result<bool> {
+    Ok(crate::factor::push::spawn_reply_relay(push, oob, cancel)?.is_some())
+}
+
 /// The admin API's state, when `[admin] token_file` is set.
 fn build_admin(
     config: &Config,
-    pipeline: &Pipeline,
+    primary: Arc<dyn PrimaryAuth>,
     key: Arc<SealKey>,
 ) -> anyhow::Result<Option<Arc<crate::http::admin::Admin>>> {
     let Some(path) = &config.admin.token_file else {
@@ -169,7 +282,7 @@ fn build_admin(
         token: crate::secret::Secret::new(token.trim().to_string()),
         config: config.admin.clone(),
         key,
-        primary: pipeline.primary(),
+        primary,
         public_url: config.public_url.clone(),
         mailer,
     })))
@@ -177,27 +290,47 @@ fn build_admin(
 
 /// Runs the daemon until a termination signal.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    // SIGHUP's default action ends the process: take it over before anything
+    // can send one (systemd's reload, an admin's kill -HUP).
+    let hangup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
     let token = CancellationToken::new();
     let metrics = match config.http_listen {
         Some(addr) => Some((addr, install_metrics_recorder()?)),
         None => None,
     };
+    families::describe();
+    families::register(&config);
     let (store, key) = open_store(&config).await?;
     let (audit, audit_task) = AuditLog::spawn(
         store.clone(),
         Duration::from_secs(config.store.audit_retention_days * 86_400),
         token.clone(),
     );
-    let key_for_http = key.clone();
-    let pipeline = Arc::new(build_pipeline(&config, store.clone(), key, Some(audit))?);
-    let oob = pipeline.out_of_band();
-    let admin = build_admin(&config, &pipeline, key_for_http.clone())?;
+    let carry = Carry::fresh();
+    let pipeline = Arc::new(build_pipeline(
+        &config,
+        store.clone(),
+        key.clone(),
+        Some(audit.clone()),
+        &carry,
+    )?);
+    let oob = OobHandle::new(pipeline.out_of_band());
+    let routes = Arc::new(Live::new(Arc::new(Routes {
+        clients: Arc::new(config.clients.clone()),
+        handler: pipeline.clone(),
+    })));
+    let live_pipeline = Arc::new(Live::new(pipeline.clone()));
+    // The admin API, the portal and /readyz use whatever primary backend the
+    // configuration in use has (a reload may change it).
+    let primary: Arc<dyn PrimaryAuth> = Arc::new(live_primary::LivePrimary(live_pipeline.clone()));
+    let admin = build_admin(&config, primary.clone(), key.clone())?;
     let portal = config.portal.enabled.then(|| {
         Arc::new(crate::portal::Portal::new(crate::portal::PortalParts {
             config: config.portal.clone(),
-            primary: pipeline.primary(),
+            primary: primary.clone(),
             store: store.clone(),
-            key: key_for_http.clone(),
+            key: key.clone(),
             totp: config.totp.clone(),
             oob: oob.clone(),
             username: config.username.clone(),
@@ -219,22 +352,23 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
 
     let mut tasks = tokio::task::JoinSet::new();
+    let mut http_address = None;
     if let Some((addr, handle)) = metrics {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen for HTTP on tcp/{addr}"))?;
-        info!("HTTP listening on http://{}", listener.local_addr()?);
+        let bound = listener.local_addr()?;
+        http_address = Some(bound);
+        info!("HTTP listening on http://{bound}");
         if config.portal.enabled {
-            info!(
-                "enrollment portal on http://{}/enroll",
-                listener.local_addr()?
-            );
+            info!("enrollment portal on http://{bound}/enroll");
         }
         let upkeep = handle.clone();
         let router = crate::http::router(crate::http::HttpState {
             metrics: handle,
-            store,
-            oob,
+            store: store.clone(),
+            oob: oob.clone(),
+            primary: Some(primary.clone()),
             admin,
             portal,
         });
@@ -258,10 +392,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tasks.spawn(wait_for_signal(token.clone()));
     // The ntfy reply relay: answers come back over a connection we open.
+    let mut relay = None;
     if let (Some(push), Some(oob)) = (&config.push, pipeline.out_of_band())
-        && crate::factor::push::spawn_reply_relay(push, oob, token.clone())?.is_some()
+        && let Some(relay_key) = reload::RelayKey::of(push)
     {
-        info!("push: ntfy reply relay started");
+        let cancel = token.child_token();
+        if build_out_of_band_relay(push, oob, cancel.clone())? {
+            info!("push: ntfy reply relay started");
+            relay = Some(reload::Relay {
+                key: relay_key,
+                cancel,
+            });
+        }
     }
 
     let options = ServerOptions {
@@ -270,27 +412,38 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         workers: Some(tokio::runtime::Handle::current()),
         ..ServerOptions::default()
     };
+    let running = Arc::new(reload::Running {
+        carry: std::sync::Mutex::new(carry.after(&pipeline)),
+        started: config,
+        store,
+        key,
+        audit,
+        pipeline: live_pipeline,
+        routes: routes.clone(),
+        oob,
+        relay: std::sync::Mutex::new(relay),
+        shutdown: token.clone(),
+    });
+    drop(pipeline);
+    tasks.spawn(reload::on_hangup(running.clone(), hangup));
+
     // The receive loop gets a thread (and a small runtime) of its own: requests
     // run on the worker threads, and a burst of datagrams is read off the
     // socket at once even while every worker is busy, instead of overflowing
     // the kernel's receive buffer (measured: 46 of 300 simultaneous requests
     // lost when the loop shared the workers).
     let socket = socket.into_std()?;
-    let clients = Arc::new(config.clients.clone());
-    // RadSec (RFC 6614): a TLS listener beside UDP, into the same pipeline.
-    let radsec = match &config.radsec {
+    // RadSec (RFC 6614): a TLS listener beside UDP, on the same routes.
+    let radsec = match &running.started.radsec {
         None => None,
         Some(radsec) => {
             use crate::radius::radsec::{RadsecOptions, bind, serve};
             let (listener, tls) = bind(radsec).await?;
             info!("RadSec listening on tcp/{}", listener.local_addr()?);
-            let options =
-                RadsecOptions::from_config(radsec, config.max_in_flight, config.duplicate_ttl);
-            let handler = pipeline.clone();
-            let (clients, token) = (clients.clone(), token.clone());
-            Some(tokio::spawn(serve(
-                listener, tls, clients, handler, options, token,
-            )))
+            let limits = (running.started.max_in_flight, running.started.duplicate_ttl);
+            let options = RadsecOptions::from_config(radsec, limits.0, limits.1);
+            let (routes, token) = (routes.clone(), token.clone());
+            Some(tokio::spawn(serve(listener, tls, routes, options, token)))
         }
     };
     let radius_token = token.clone();
@@ -304,12 +457,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 .and_then(|runtime| {
                     runtime.block_on(async move {
                         let socket = UdpSocket::from_std(socket)?;
-                        serve_radius(socket, clients, pipeline, options, radius_token).await
+                        serve_radius(socket, routes, options, radius_token).await
                     })
                 });
             let _ = finished.send(outcome);
         })
         .context("cannot start the RADIUS receive thread")?;
+    // Both sockets are bound: datagrams and connections queue in the kernel
+    // from here on, so systemd may start what depends on rampart.
+    notify::ready(&match http_address {
+        Some(http) => format!("serving RADIUS on udp/{local}, HTTP on {http}"),
+        None => format!("serving RADIUS on udp/{local}"),
+    });
     result
         .await
         .context("RADIUS receive thread ended")?
@@ -320,8 +479,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let _ = radsec.await;
     }
     tasks.shutdown().await;
-    // The pipeline (and its audit handle) is gone with the RADIUS thread: the
-    // writer flushes what is queued and ends.
+    // Every pipeline (and its audit handle) is gone with the RADIUS thread and
+    // the tasks: the writer flushes what is queued and ends.
+    drop(running);
     let _ = audit_task.await;
     info!("stopped");
     Ok(())
@@ -341,6 +501,7 @@ async fn wait_for_signal(token: CancellationToken) {
         _ = int.recv() => info!("SIGINT: stopping"),
         _ = token.cancelled() => return,
     }
+    notify::stopping();
     token.cancel();
 }
 

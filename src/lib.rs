@@ -20,6 +20,7 @@ pub mod config;
 pub mod factor;
 pub mod http;
 pub mod invite;
+pub mod live;
 pub mod mail;
 
 pub mod pipeline;

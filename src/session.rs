@@ -3,6 +3,7 @@
 //! time. Kept in memory: a NAS sends the answer to the server that challenged.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,7 +30,8 @@ pub struct Pending {
 
 /// The table of pending challenges.
 pub struct Challenges {
-    ttl: Duration,
+    /// Milliseconds; a reload may change it (see [`Challenges::set_ttl`]).
+    ttl_ms: AtomicU64,
     entries: Mutex<HashMap<[u8; STATE_LEN], Pending>>,
 }
 
@@ -37,9 +39,15 @@ impl Challenges {
     /// States valid for `ttl`.
     pub fn new(ttl: Duration) -> Challenges {
         Challenges {
-            ttl,
+            ttl_ms: AtomicU64::new(ttl.as_millis() as u64),
             entries: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// States issued from now on are valid for `ttl` (a reload kept the
+    /// table: challenges already issued keep their expiry).
+    pub fn set_ttl(&self, ttl: Duration) {
+        self.ttl_ms.store(ttl.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Issues a State; `None` when the table is full (the caller rejects).
@@ -64,7 +72,7 @@ impl Challenges {
                 user: user.to_string(),
                 client,
                 attributes,
-                expires: now + self.ttl,
+                expires: now + Duration::from_millis(self.ttl_ms.load(Ordering::Relaxed)),
             },
         );
         Some(state.to_vec())

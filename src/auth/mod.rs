@@ -137,6 +137,13 @@ pub trait PrimaryAuth: Send + Sync + 'static {
     /// known ones so that timing does not reveal which user names exist.
     async fn verify(&self, request: &PrimaryRequest<'_>) -> Result<PrimaryOutcome, PrimaryError>;
 
+    /// Whether the backend can check passwords now, for `/readyz`. Cheap:
+    /// a load balancer asks every few seconds. Ready by default (local users
+    /// live in the store, which `/readyz` checks itself; `none` needs nothing).
+    async fn ready(&self) -> Result<(), PrimaryError> {
+        Ok(())
+    }
+
     /// The directory's user names, optionally only members of `group` (a
     /// DN), for the admin's "who has not enrolled" list. `None` when the
     /// backend cannot list users (upstream RADIUS, none; local users are in

@@ -289,9 +289,51 @@ fn remove_path(tree: &mut Value, segments: &[String]) -> bool {
     }
 }
 
-/// Reads a secret from a `*_file` key: the whole file, one trailing newline removed.
+/// Where systemd puts a unit's credentials when `$CREDENTIALS_DIRECTORY` is
+/// not set: admin commands run from a shell read the same files as the
+/// service (systemd.exec(5), "Credentials").
+const UNIT_CREDENTIALS: &str = "/run/credentials/rampart.service";
+
+/// A `*_file` path with the systemd credentials directory expanded:
+/// `%d/NAME` (the unit-file specifier), `$CREDENTIALS_DIRECTORY/NAME` or
+/// `${CREDENTIALS_DIRECTORY}/NAME` become `$CREDENTIALS_DIRECTORY/NAME`
+/// (`LoadCredential=NAME:...` in the unit), or, outside the service,
+/// [`UNIT_CREDENTIALS`]`/NAME`. Other paths are used as written.
+pub fn credential_path(path: &str) -> PathBuf {
+    credential_path_in(path, std::env::var_os("CREDENTIALS_DIRECTORY"))
+}
+
+fn credential_path_in(path: &str, credentials: Option<std::ffi::OsString>) -> PathBuf {
+    let name = [
+        "%d/",
+        "$CREDENTIALS_DIRECTORY/",
+        "${CREDENTIALS_DIRECTORY}/",
+    ]
+    .iter()
+    .find_map(|prefix| path.strip_prefix(prefix));
+    match name {
+        Some(name) => {
+            let directory = credentials
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(UNIT_CREDENTIALS));
+            directory.join(name)
+        }
+        None => PathBuf::from(path),
+    }
+}
+
+/// Reads a secret from a `*_file` key: the whole file, one trailing newline
+/// removed. The path may name a systemd credential ([`credential_path`]).
 pub(crate) fn read_secret_file(path: &str) -> Result<String, String> {
-    let mut text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let resolved = credential_path(path);
+    let mut text = std::fs::read_to_string(&resolved).map_err(|e| {
+        if resolved.as_os_str() == path {
+            format!("cannot read {path}: {e}")
+        } else {
+            format!("cannot read {path} ({}): {e}", resolved.display())
+        }
+    })?;
     if text.ends_with('\n') {
         text.pop();
         if text.ends_with('\r') {
@@ -299,4 +341,33 @@ pub(crate) fn read_secret_file(path: &str) -> Result<String, String> {
         }
     }
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_paths_expand_to_the_credentials_directory() {
+        let dir = Some(std::ffi::OsString::from("/run/credentials/x.service"));
+        for written in [
+            "%d/radius-secret",
+            "$CREDENTIALS_DIRECTORY/radius-secret",
+            "${CREDENTIALS_DIRECTORY}/radius-secret",
+        ] {
+            assert_eq!(
+                credential_path_in(written, dir.clone()),
+                PathBuf::from("/run/credentials/x.service/radius-secret")
+            );
+            // Outside the service: the directory systemd gives this unit.
+            assert_eq!(
+                credential_path_in(written, None),
+                PathBuf::from("/run/credentials/rampart.service/radius-secret")
+            );
+        }
+        assert_eq!(
+            credential_path_in("/etc/rampart/secret", dir),
+            PathBuf::from("/etc/rampart/secret")
+        );
+    }
 }

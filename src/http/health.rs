@@ -1,10 +1,12 @@
-//! `GET /healthz` (the process answers) and `GET /readyz` (the store answers
-//! too), for load balancers and orchestration.
+//! `GET /healthz` (the process answers) and `GET /readyz` (the store answers,
+//! and so does the primary backend: with LDAP, at least one directory server
+//! gives a connection), for load balancers and orchestration.
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
+use tracing::debug;
 
 use super::HttpState;
 
@@ -16,8 +18,19 @@ pub(super) fn routes() -> Router<HttpState> {
 
 async fn ready(State(state): State<HttpState>) -> (StatusCode, &'static str) {
     // A read of a name that cannot exist exercises the connection pool and schema.
-    match state.store.login_state("\u{0}readyz", 0).await {
-        Ok(_) => (StatusCode::OK, "ready\n"),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n"),
+    if let Err(error) = state.store.login_state("\u{0}readyz", 0).await {
+        debug!(%error, "not ready: store");
+        return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n");
     }
+    if let Some(primary) = &state.primary
+        && let Err(error) = primary.ready().await
+    {
+        // The details (server URLs, errors) go to the log, not to whoever asks.
+        debug!(%error, "not ready: primary backend");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "primary backend unavailable\n",
+        );
+    }
+    (StatusCode::OK, "ready\n")
 }

@@ -26,7 +26,9 @@ pub struct HttpState {
     /// For readiness checks.
     pub store: Arc<dyn Store>,
     /// Parked logins and answer tokens, when out-of-band factors are configured.
-    pub oob: Option<Arc<crate::factor::oob::OutOfBand>>,
+    pub oob: crate::factor::oob::OobHandle,
+    /// The primary backend, for `/readyz` (a directory server must answer).
+    pub primary: Option<Arc<dyn crate::auth::PrimaryAuth>>,
     /// The admin API, when `[admin] token_file` is set.
     pub admin: Option<Arc<admin::Admin>>,
     /// The self-enrollment portal (`[portal] enabled`): its routes are
@@ -41,7 +43,8 @@ impl HttpState {
         HttpState {
             metrics,
             store,
-            oob: None,
+            oob: crate::factor::oob::OobHandle::new(None),
+            primary: None,
             admin: None,
             portal: None,
         }

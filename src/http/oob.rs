@@ -44,7 +44,7 @@ fn now() -> u64 {
 }
 
 async fn show(State(state): State<HttpState>, RawQuery(query): RawQuery) -> Response {
-    let Some(oob) = state.oob.as_deref() else {
+    let Some(oob) = state.oob.current() else {
         return not_configured();
     };
     let token = query.as_deref().and_then(|q| form_value(q, "t"));
@@ -52,7 +52,7 @@ async fn show(State(state): State<HttpState>, RawQuery(query): RawQuery) -> Resp
         return refusal(TokenError::Malformed);
     };
     match oob.tokens.verify(&token, &oob.pending, now()) {
-        Ok((txn, asked)) => confirmation(oob, &token, &txn, asked),
+        Ok((txn, asked)) => confirmation(&oob, &token, &txn, asked),
         Err(error) => refusal(error),
     }
 }
@@ -62,7 +62,7 @@ async fn submit(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    let Some(oob) = state.oob.as_deref() else {
+    let Some(oob) = state.oob.current() else {
         return not_configured();
     };
     let form = std::str::from_utf8(&body)
@@ -71,7 +71,7 @@ async fn submit(
     let token = form
         .or_else(|| query.as_deref().and_then(|q| form_value(q, "t")))
         .unwrap_or_default();
-    match answer::apply(oob, &token, now(), Via::Http) {
+    match answer::apply(&oob, &token, now(), Via::Http) {
         Ok(Answer::Approved) => page(
             StatusCode::OK,
             "Approved",

@@ -65,7 +65,7 @@ fn authenticate(
 ) -> Result<(Arc<OutOfBand>, Arc<PhoneCallbacks>, Params), StatusCode> {
     let Some((oob, callbacks)) = state
         .oob
-        .as_ref()
+        .current()
         .and_then(|oob| Some((oob.clone(), oob.phone_callbacks.clone()?)))
     else {
         count(callback, "not_configured");

@@ -92,7 +92,7 @@ pub struct Pipeline {
     store: Arc<dyn Store>,
     policy: Policy,
     username: UsernameConfig,
-    challenges: Challenges,
+    challenges: Arc<Challenges>,
     key: Arc<SealKey>,
     oob: Option<Arc<OutOfBand>>,
     audit: Option<AuditLog>,
@@ -108,6 +108,20 @@ enum Asked {
     Keyword(Channel),
     /// Nothing: the preferred factor (`auto`).
     Nothing,
+}
+
+/// Time spent per stage of a request: `primary` (the password backend),
+/// `factor` (the second factor: a code check, or the whole wait for a push,
+/// call or Duo), `total` (the request, as the NAS sees it minus the network).
+pub const STAGE_SECONDS: &str = "rampart_stage_duration_seconds";
+
+fn stage_done(stage: &'static str, started: Instant) {
+    metrics::histogram!(STAGE_SECONDS, "stage" => stage).record(started.elapsed().as_secs_f64());
+}
+
+/// Counts a store failure seen on the request path (`rampart_store_errors_total{operation}`).
+fn store_error(operation: &'static str) {
+    metrics::counter!("rampart_store_errors_total", "operation" => operation).increment(1);
 }
 
 fn unix_now() -> u64 {
@@ -174,7 +188,7 @@ impl Pipeline {
         username: UsernameConfig,
         key: Arc<SealKey>,
     ) -> Pipeline {
-        let challenges = Challenges::new(policy.challenge_ttl);
+        let challenges = Arc::new(Challenges::new(policy.challenge_ttl));
         Pipeline {
             primary,
             totp,
@@ -188,6 +202,19 @@ impl Pipeline {
             audit: None,
             app_password_clients: HashSet::new(),
         }
+    }
+
+    /// Takes over the running pipeline's pending Access-Challenges (a
+    /// reload), so a user who was just asked for a code can still answer.
+    pub fn with_challenges(mut self, challenges: Arc<Challenges>) -> Pipeline {
+        challenges.set_ttl(self.policy.challenge_ttl);
+        self.challenges = challenges;
+        self
+    }
+
+    /// The pending Access-Challenges, for the next pipeline after a reload.
+    pub fn challenges(&self) -> Arc<Challenges> {
+        self.challenges.clone()
     }
 
     /// Writes every decision to the store's audit log too.
@@ -249,9 +276,12 @@ impl Pipeline {
             let Some(code) = &request.password else {
                 return Verdict::reject("missing_code", "totp", Some(CHALLENGE_PROMPT));
             };
-            return self
+            let started = Instant::now();
+            let verdict = self
                 .second_factor(user, &state, code.expose(), now, pending.attributes)
                 .await;
+            stage_done("factor", started);
+            return verdict;
         }
 
         let state = match self.login_state(user, now).await {
@@ -273,7 +303,10 @@ impl Pipeline {
                     return Verdict::accept("ok", "app_password", None, Vec::new());
                 }
                 Ok(None) => {}
-                Err(error) => warn!(%error, user, "cannot check app passwords"),
+                Err(error) => {
+                    store_error("app_password");
+                    warn!(%error, user, "cannot check app passwords");
+                }
             }
         }
 
@@ -311,7 +344,10 @@ impl Pipeline {
             password: password.as_ref(),
             request,
         };
-        let info: UserInfo = match self.primary.verify(&primary_request).await {
+        let started = Instant::now();
+        let verified = self.primary.verify(&primary_request).await;
+        stage_done("primary", started);
+        let info: UserInfo = match verified {
             Ok(PrimaryOutcome::Accepted(info)) => info,
             Ok(PrimaryOutcome::UnknownUser) => {
                 let locked_now = self.record_failure(user, now).await;
@@ -337,7 +373,8 @@ impl Pipeline {
         if let Some(oob) = &self.oob
             && let Some(hosted) = &oob.hosted
         {
-            return self
+            let started = Instant::now();
+            let verdict = self
                 .hosted(
                     oob,
                     hosted.as_ref(),
@@ -349,6 +386,8 @@ impl Pipeline {
                     now,
                 )
                 .await;
+            stage_done("factor", started);
+            return verdict;
         }
 
         // Out-of-band devices are read only when they can matter: a typed
@@ -384,9 +423,12 @@ impl Pipeline {
 
         let choice = match (asked, &devices) {
             (Asked::Code(code), _) => {
-                return self
+                let started = Instant::now();
+                let verdict = self
                     .second_factor(user, &state, code.expose(), now, info.reply_attributes)
                     .await;
+                stage_done("factor", started);
+                return verdict;
             }
             (Asked::Keyword(channel), Some(devices)) => Some(devices.pick(channel)),
             (Asked::Keyword(_), None) => None,
@@ -397,9 +439,16 @@ impl Pipeline {
             (Asked::Nothing, None) => None,
         };
         if let (Some(choice), Some(oob)) = (choice, &self.oob) {
-            return self
+            let started = Instant::now();
+            let mut verdict = self
                 .run_out_of_band(oob, choice, request, user, &state, info, now)
                 .await;
+            match verdict.held.as_mut() {
+                // The wait is still to come: `finish_held` records the stage.
+                Some(held) => held.factor_started = started,
+                None => stage_done("factor", started),
+            }
+            return verdict;
         }
         self.challenge(
             request,
@@ -484,6 +533,9 @@ impl Pipeline {
                     ("not_enrolled", "totp", "No authenticator app is enrolled.")
                 }
                 Err(error) => {
+                    if matches!(error, TotpError::Store(_)) {
+                        store_error("totp");
+                    }
                     warn!(%error, user, "TOTP check failed");
                     return Verdict::reject("store_unavailable", "totp", None);
                 }
@@ -513,6 +565,7 @@ impl Pipeline {
                     "Wrong or already used recovery code.",
                 ),
                 Err(error) => {
+                    store_error("recovery");
                     warn!(%error, user, "recovery code check failed");
                     return Verdict::reject("store_unavailable", "recovery", None);
                 }
@@ -560,6 +613,7 @@ impl Pipeline {
             }
             Ok(state) => Ok(state),
             Err(error) => {
+                store_error("login_state");
                 warn!(%error, user, "store unavailable");
                 Err(Verdict::reject("store_unavailable", "none", None))
             }
@@ -588,6 +642,7 @@ impl Pipeline {
             }
             Ok(None) => None,
             Err(error) => {
+                store_error("record_failure");
                 warn!(%error, user, "cannot record failed attempt");
                 None
             }
@@ -606,6 +661,7 @@ impl Pipeline {
             return;
         }
         if let Err(error) = self.store.record_success(user, now).await {
+            store_error("record_success");
             warn!(%error, user, "cannot record successful login");
         }
     }
@@ -619,8 +675,27 @@ impl Handler for Pipeline {
         // Boxed so it is freed before a held login waits (see `Held`).
         let mut verdict = Box::pin(self.decide(&request, &user)).await;
         if let Some(held) = verdict.held.take() {
+            // While the person answers, keep only what the audit line needs.
+            let mut request = request;
+            request.password = None;
+            request.attributes = Vec::new();
+            request.state = None;
             verdict = self.finish_held(*held).await;
+            return self.conclude(&request, user, started, verdict);
         }
+        self.conclude(&request, user, started, verdict)
+    }
+}
+
+impl Pipeline {
+    /// Audit line, audit row and metrics for a decision.
+    fn conclude(
+        &self,
+        request: &AccessRequest,
+        user: String,
+        started: Instant,
+        verdict: Verdict,
+    ) -> Decision {
         let elapsed = started.elapsed();
         let outcome = verdict.decision.outcome();
         // The audit line: who, from where, what was decided and why. Never a
@@ -643,7 +718,7 @@ impl Handler for Pipeline {
         if outcome == "reject" {
             metrics::counter!("rampart_rejects_total", "reason" => verdict.reason).increment(1);
         }
-        metrics::histogram!("rampart_request_duration_seconds").record(elapsed.as_secs_f64());
+        metrics::histogram!(STAGE_SECONDS, "stage" => "total").record(elapsed.as_secs_f64());
         if let Some(audit) = &self.audit {
             audit.record(AuditEvent {
                 time: unix_now() as i64,

@@ -8,7 +8,7 @@ use std::time::Instant;
 use rand::RngExt;
 use tracing::{debug, info, warn};
 
-use super::{Asked, Pipeline, Verdict};
+use super::{Asked, Pipeline, Verdict, store_error};
 use crate::auth::UserInfo;
 use crate::factor::oob::pending::{JoinKey, Park};
 use crate::factor::oob::{
@@ -33,6 +33,9 @@ pub(super) struct Held {
     reply_attributes: Vec<crate::radius::Attribute>,
     now: u64,
     timeout: std::time::Duration,
+    /// When the second factor started (delivery included), for
+    /// `rampart_stage_duration_seconds{stage="factor"}`.
+    pub(super) factor_started: Instant,
 }
 
 enum Waiting {
@@ -138,6 +141,7 @@ impl Pipeline {
         info: &UserInfo,
     ) -> Result<Channels, Verdict> {
         let enrollment = self.store.out_of_band(user).await.map_err(|error| {
+            store_error("devices");
             warn!(%error, user, "store unavailable");
             Verdict::reject("store_unavailable", "none", None)
         })?;
@@ -328,6 +332,7 @@ impl Pipeline {
                     reply_attributes: info.reply_attributes,
                     now,
                     timeout: oob.config.timeout(),
+                    factor_started: Instant::now(),
                 });
             }
             Park::New(parked) => parked,
@@ -344,9 +349,16 @@ impl Pipeline {
             );
         }
         let approval = oob.approval(&parked.txn, context);
-        if let Err(error) = deliver(approval).await {
+        // The semaphore is never closed, so acquiring only waits.
+        let slot = oob.deliveries.acquire().await.ok();
+        let delivered = deliver(approval).await;
+        drop(slot);
+        if let Err(error) = delivered {
             warn!(%error, user, channel = factor, "out-of-band delivery failed");
             metrics::counter!("rampart_oob_delivery_failures_total", "channel" => factor, "reason" => error.reason())
+                .increment(1);
+            // The outcome family covers every way a held login ends.
+            metrics::counter!("rampart_oob_outcomes_total", "channel" => factor, "outcome" => "error")
                 .increment(1);
             return Verdict::reject(
                 "provider_unavailable",
@@ -362,6 +374,7 @@ impl Pipeline {
             reply_attributes: info.reply_attributes,
             now,
             timeout: oob.config.timeout(),
+            factor_started: Instant::now(),
         })
     }
 
@@ -377,6 +390,7 @@ impl Pipeline {
             reply_attributes,
             now,
             timeout,
+            factor_started,
         } = held;
         let (answer, joined) = match waiting {
             Waiting::Parked(parked) => {
@@ -389,8 +403,11 @@ impl Pipeline {
             }
             Waiting::Joined(joined) => (joined.wait(timeout).await, true),
         };
-        self.answer_verdict(&user, answer, factor, &state, reply_attributes, now, joined)
-            .await
+        let verdict = self
+            .answer_verdict(&user, answer, factor, &state, reply_attributes, now, joined)
+            .await;
+        super::stage_done("factor", factor_started);
+        verdict
     }
 
     /// Turns an answer into the decision. Only the owner of a transaction
@@ -426,6 +443,7 @@ impl Pipeline {
                 if !joined && minutes > 0 {
                     let until = now as i64 + minutes as i64 * 60;
                     if let Err(error) = self.store.lock_user(user, until).await {
+                        store_error("lock_user");
                         warn!(%error, user, "cannot lock user after a denied approval");
                     }
                     metrics::counter!("rampart_lockouts_total").increment(1);
@@ -505,6 +523,7 @@ impl Pipeline {
         let hash = self.key.code_hash("sms", user, code.expose());
         let expires = now as i64 + oob.config.sms_code_secs as i64;
         if let Err(error) = self.store.put_sms_code(user, &hash, expires).await {
+            store_error("sms_code");
             warn!(%error, user, "cannot store SMS code");
             return Err(Verdict::reject("store_unavailable", "sms", None));
         }
@@ -538,6 +557,7 @@ impl Pipeline {
         match self.store.take_sms_code(user, &hash, now as i64).await {
             Ok(matched) => matched,
             Err(error) => {
+                store_error("sms_code");
                 warn!(%error, user, "cannot check SMS code");
                 false
             }

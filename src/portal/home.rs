@@ -106,7 +106,8 @@ async fn overview(portal: &Portal, signed: &Signed) -> Response {
         Ok(e) => e,
         Err(error) => return unavailable(portal, error),
     };
-    let oob = portal.oob.as_deref();
+    let oob = portal.oob();
+    let oob = oob.as_deref();
     let sms = oob.is_some_and(|o| o.sms.is_some());
     let pin_mode = super::phone_pin::mode(portal);
     let has_pin = match pin_mode {

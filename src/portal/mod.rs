@@ -74,8 +74,8 @@ pub struct PortalParts {
     pub key: Arc<SealKey>,
     /// `[totp]`.
     pub totp: TotpConfig,
-    /// Out-of-band providers (SMS, push), when configured.
-    pub oob: Option<Arc<OutOfBand>>,
+    /// Out-of-band providers (SMS, push), when configured; replaced on reload.
+    pub oob: crate::factor::oob::OobHandle,
     /// `[username]`: portal users are stored under the same names as RADIUS users.
     pub username: UsernameConfig,
 }
@@ -88,7 +88,7 @@ pub struct Portal {
     key: Arc<SealKey>,
     totp: TotpFactor,
     recovery: RecoveryCodes,
-    oob: Option<Arc<OutOfBand>>,
+    oob: crate::factor::oob::OobHandle,
     username: UsernameConfig,
     sessions: Sessions,
     limit: limit::SignInLimit,
@@ -119,6 +119,11 @@ impl Portal {
     pub fn with_session_idle(mut self, idle: Duration) -> Portal {
         self.sessions = Sessions::new(idle);
         self
+    }
+
+    /// The out-of-band providers in use now (a reload may change them).
+    fn oob(&self) -> Option<Arc<OutOfBand>> {
+        self.oob.current()
     }
 
     /// Live sessions.

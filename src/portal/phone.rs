@@ -52,8 +52,8 @@ pub(super) async fn send_code(
     label: &str,
     number: &str,
 ) -> Result<(), Response> {
-    let Some((oob, sms)) = portal
-        .oob
+    let oob = portal.oob();
+    let Some((oob, sms)) = oob
         .as_deref()
         .and_then(|oob| oob.sms.as_ref().map(|sms| (oob, sms)))
     else {
@@ -79,7 +79,7 @@ pub(super) async fn send_code(
     ));
     if let Err(error) = sms.send(number, &text).await {
         warn!(%error, user, label, "portal: SMS delivery failed");
-        metrics::counter!("rampart_provider_errors_total", "channel" => "sms", "reason" => error.reason())
+        metrics::counter!("rampart_oob_delivery_failures_total", "channel" => "sms", "reason" => error.reason())
             .increment(1);
         return Err(portal.problem(
             StatusCode::BAD_GATEWAY,
@@ -111,7 +111,7 @@ pub(super) async fn render(
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let sms = portal.oob.as_deref().is_some_and(|o| o.sms.is_some());
+    let sms = portal.oob().is_some_and(|o| o.sms.is_some());
     let pin_mode = super::phone_pin::mode(portal);
     if !sms && pin_mode.is_none() {
         return no_sms(portal);

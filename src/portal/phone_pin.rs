@@ -21,7 +21,7 @@ use crate::secret::Secret;
 
 /// The PIN mode, if calls are configured and can ask for a PIN.
 pub(super) fn mode(portal: &Portal) -> Option<PinMode> {
-    let oob = portal.oob.as_deref()?;
+    let oob = portal.oob()?;
     (oob.caller.is_some() && oob.phone_pin.enabled()).then_some(oob.phone_pin)
 }
 

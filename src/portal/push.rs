@@ -39,7 +39,7 @@ fn no_push(portal: &Portal) -> Response {
 }
 
 fn push_available(portal: &Portal) -> bool {
-    portal.oob.as_deref().is_some_and(|o| o.push.is_some())
+    portal.oob().is_some_and(|o| o.push.is_some())
 }
 
 /// The user's enrolled push target, opened.
@@ -66,8 +66,8 @@ pub(super) async fn start_push(
     purpose: PushPurpose,
     target: Secret<String>,
 ) -> Result<(), Response> {
-    let Some((oob, sender)) = portal
-        .oob
+    let oob = portal.oob();
+    let Some((oob, sender)) = oob
         .as_deref()
         .and_then(|oob| oob.push.as_ref().map(|push| (oob, push)))
     else {
@@ -118,7 +118,7 @@ pub(super) async fn start_push(
     };
     if let Err(error) = sender.send(&PushTarget { url: target }, &approval).await {
         warn!(%error, user, "portal: push delivery failed");
-        metrics::counter!("rampart_provider_errors_total", "channel" => "push", "reason" => error.reason())
+        metrics::counter!("rampart_oob_delivery_failures_total", "channel" => "push", "reason" => error.reason())
             .increment(1);
         return Err(portal.problem(
             StatusCode::BAD_GATEWAY,

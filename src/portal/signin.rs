@@ -255,8 +255,7 @@ pub async fn submit(
     let directory_phone = info.phone.as_deref().and_then(e164);
     let directory_factor = directory_phone.is_some()
         && portal
-            .oob
-            .as_deref()
+            .oob()
             .is_some_and(|o| o.config.directory_phone && (o.sms.is_some() || o.caller.is_some()));
     let stage = if enrolled.has_factor() || directory_factor {
         Stage::SecondFactor
@@ -450,7 +449,7 @@ pub(super) fn confirm_number(
     if let Some((label, number)) = enrolled.phones.first() {
         return Some((label.clone(), number.clone()));
     }
-    portal.oob.as_deref().filter(|o| o.config.directory_phone)?;
+    portal.oob().filter(|o| o.config.directory_phone)?;
     session::lock(&current.session)
         .phone_hint
         .clone()
@@ -468,7 +467,8 @@ async fn confirm_page(
         Ok(e) => e,
         Err(error) => return unavailable(portal, error),
     };
-    let oob = portal.oob.as_deref();
+    let oob = portal.oob();
+    let oob = oob.as_deref();
     let mut body = String::new();
     if let Some(error) = error {
         body.push_str(&format!(

@@ -29,7 +29,8 @@ async fn render(portal: &Portal, signed: &Signed, error: Option<&str>) -> Respon
         Ok(e) => e,
         Err(error) => return unavailable(portal, error),
     };
-    let oob = portal.oob.as_deref();
+    let oob = portal.oob();
+    let oob = oob.as_deref();
     let mut body = String::new();
     if let Some(error) = error {
         body.push_str(&format!(

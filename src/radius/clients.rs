@@ -98,6 +98,11 @@ impl Clients {
             .map(|c| &c.client)
     }
 
+    /// The names of the clients that may connect over RadSec.
+    pub fn radsec_names(&self) -> impl Iterator<Item = &str> {
+        self.radsec.iter().map(|c| &*c.client.name)
+    }
+
     /// Whether any client may connect over RadSec.
     pub fn has_radsec(&self) -> bool {
         !self.radsec.is_empty()

@@ -19,4 +19,4 @@ pub mod server;
 pub use packet::{Attribute, Code, Packet};
 pub use reply::Decision;
 pub use request::AccessRequest;
-pub use server::{Handler, ServerOptions, serve};
+pub use server::{Handler, Routes, ServerOptions, serve};

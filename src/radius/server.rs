@@ -7,6 +7,13 @@
 //! permit (none left: dropped, the NAS retransmits) → a task that runs the
 //! [`Handler`] and sends the signed reply. Drops are counted in
 //! `rampart_radius_dropped_total{reason}`.
+//!
+//! The client table and the handler come from one [`Routes`] value that a
+//! configuration reload replaces whole ([`Live`]): each datagram is looked up
+//! and answered with the routes current when it arrived, so a request in
+//! flight finishes with the pipeline (and secret) it started with, while the
+//! duplicate cache, owned here, outlives every reload. The RadSec listener
+//! reads the same routes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +30,24 @@ use super::dedup::DuplicateCache;
 pub use super::exchange::Handler;
 use super::exchange::{Admission, admit, drop_packet, process, refuse};
 use super::packet::MAX_PACKET_LEN;
+use crate::live::Live;
+
+/// What the listeners answer with: the NAS clients and the handler, from
+/// one configuration, so a packet is never checked with one
+/// configuration's secret and decided by another's pipeline.
+pub struct Routes {
+    /// The NAS clients.
+    pub clients: Arc<Clients>,
+    /// Decides Access-Requests.
+    pub handler: Arc<dyn Handler>,
+}
+
+impl Routes {
+    /// Routes that never change (tests, tools).
+    pub fn fixed(clients: Arc<Clients>, handler: Arc<dyn Handler>) -> Arc<Live<Routes>> {
+        Arc::new(Live::new(Arc::new(Routes { clients, handler })))
+    }
+}
 
 /// Listener limits.
 #[derive(Debug, Clone)]
@@ -54,8 +79,7 @@ impl Default for ServerOptions {
 /// lets in-flight requests finish (up to `shutdown_grace`) and returns.
 pub async fn serve(
     socket: UdpSocket,
-    clients: Arc<Clients>,
-    handler: Arc<dyn Handler>,
+    routes: Arc<Live<Routes>>,
     options: ServerOptions,
     token: CancellationToken,
 ) -> std::io::Result<()> {
@@ -89,7 +113,9 @@ pub async fn serve(
             drop_packet("oversized", peer);
             continue;
         }
-        let Some(client) = clients.lookup(peer.ip()) else {
+        // One read of the current routes per datagram (see the module doc).
+        let current = routes.load();
+        let Some(client) = current.clients.lookup(peer.ip()) else {
             drop_packet("unknown_client", peer);
             continue;
         };
@@ -106,7 +132,7 @@ pub async fn serve(
             continue;
         };
         let client = client.clone();
-        let (socket, dedup, handler) = (socket.clone(), dedup.clone(), handler.clone());
+        let (socket, dedup, handler) = (socket.clone(), dedup.clone(), current.handler.clone());
         let task = async move {
             let _permit = permit;
             if let Some(reply) = process(request, &client, peer, handler.as_ref(), &dedup).await {

@@ -1,7 +1,7 @@
 //! Persistence: this module owns the [`Store`] trait, the one interface the
 //! daemon uses for accounts, local password hashes, sealed TOTP seeds and
 //! their replay guard, recovery-code hashes, and lockout state. Backends
-//! (SQLite now, PostgreSQL later) implement it so the rest of the daemon
+//! (SQLite for one node, PostgreSQL for several) implement it so the rest of the daemon
 //! holds an `Arc<dyn Store>` and never sees SQL. Every operation that must be
 //! race-free (step claiming, code consumption, failure counting) is atomic in
 //! the backend, not read-modify-write in the caller. Secrets only ever arrive
@@ -9,12 +9,16 @@
 //! already normalised.
 
 pub mod config;
+#[cfg(test)]
+pub(crate) mod conformance;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
 use std::fmt;
 
 pub use config::StoreConfig;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Errors returned by a [`Store`].

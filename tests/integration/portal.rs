@@ -686,7 +686,7 @@ fn serve_portal(idle: Option<Duration>) -> Served {
         store: store.clone(),
         key: key.clone(),
         totp: TotpConfig::default(),
-        oob: Some(oob.clone()),
+        oob: rampart::factor::oob::OobHandle::new(Some(oob.clone())),
         username: Default::default(),
     });
     if let Some(idle) = idle {

@@ -49,7 +49,7 @@ async fn phone_rig() -> PhoneRig {
     let oob = Arc::new(oob);
     let store = rampart::store::SqliteStore::open_in_memory().await.unwrap();
     let router = rampart::http::router(rampart::http::HttpState {
-        oob: Some(oob.clone()),
+        oob: rampart::factor::oob::OobHandle::new(Some(oob.clone())),
         ..rampart::http::HttpState::new(metrics().clone(), Arc::new(store))
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -337,10 +337,7 @@ fn the_commented_radius_example_in_the_shipped_configuration_is_valid() {
                 .strip_prefix("# ")
                 .or_else(|| line.strip_prefix('#'))
                 .unwrap_or(line)
-                .replace(
-                    "/run/credentials/rampart.service/nps1-secret",
-                    &secret_file.display().to_string(),
-                ),
+                .replace("%d/nps1-secret", &secret_file.display().to_string()),
             (false, line) => line.to_string(),
         };
         text.push_str(&line);

@@ -140,8 +140,8 @@ fn a_retransmission_is_processed_once_and_answered_from_cache() {
     let rampart = Rampart::start();
     let seed = rampart.user_with_totp("alice", "pw-alice");
     let socket = socket();
-    let (request, authenticator) =
-        access_request(42, "alice", &format!("pw-alice,{}", code(&seed)), &[]);
+    let used = code(&seed);
+    let (request, authenticator) = access_request(42, "alice", &format!("pw-alice,{used}"), &[]);
     // The NAS retransmits at once (first copy still in flight), then again after the answer.
     socket.send_to(&request, rampart.radius).unwrap();
     socket.send_to(&request, rampart.radius).unwrap();
@@ -168,8 +168,10 @@ fn a_retransmission_is_processed_once_and_answered_from_cache() {
         1.0
     );
 
-    // Same identifier with a new authenticator is a new request (and this code is now used).
-    let (fresh, _) = access_request(42, "alice", &format!("pw-alice,{}", code(&seed)), &[]);
+    // Same identifier with a new authenticator is a new request, and this
+    // code is now used (the same code, not a fresh one: a 30 s step may have
+    // begun since).
+    let (fresh, _) = access_request(42, "alice", &format!("pw-alice,{used}"), &[]);
     socket.send_to(&fresh, rampart.radius).unwrap();
     let third = receive(&socket).expect("a reply");
     assert_eq!(third[0], 3, "Access-Reject: the code was already used");

@@ -284,6 +284,11 @@ fn refused(result: &LdapResult) -> PrimaryOutcome {
 
 #[async_trait]
 impl PrimaryAuth for LdapAuth {
+    /// At least one directory server gives a (pooled or new) connection.
+    async fn ready(&self) -> Result<(), PrimaryError> {
+        self.directory.probe().await
+    }
+
     async fn list_users(&self, group: Option<&str>) -> Result<Option<Vec<String>>, PrimaryError> {
         self.list_directory_users(group).await.map(Some)
     }

@@ -14,6 +14,12 @@
 //! connection to a worse server than one now due for a retry is dropped, so
 //! traffic returns to the preferred server once it is back. Each operation, and
 //! getting a connection (failover included), is bounded by `timeout_ms`.
+//!
+//! Metrics: `rampart_ldap_connections{server,pool}` (open connections),
+//! `rampart_ldap_connections_busy{pool}` (held by a request now; at
+//! `rampart_ldap_pool_size{pool}` the pool is saturated and requests queue),
+//! `rampart_ldap_errors_total{server,kind}` (`connect`, `refused`, `timeout`,
+//! `broken`).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -73,8 +79,51 @@ enum Kind {
     Bind,
 }
 
-struct Idle {
+/// An open connection, counted in `rampart_ldap_connections` while it lives.
+struct Conn {
     ldap: Ldap,
+    open: metrics::Gauge,
+}
+
+impl Conn {
+    fn new(ldap: Ldap, url: &str, pool: &'static str) -> Conn {
+        let open = metrics::gauge!("rampart_ldap_connections", "server" => url.to_string(), "pool" => pool);
+        open.increment(1.0);
+        Conn { ldap, open }
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.open.decrement(1.0);
+    }
+}
+
+/// A connection held by a request, counted in `rampart_ldap_connections_busy`.
+struct Busy(metrics::Gauge);
+
+impl Busy {
+    fn new(pool: &'static str) -> Busy {
+        let gauge = metrics::gauge!("rampart_ldap_connections_busy", "pool" => pool);
+        gauge.increment(1.0);
+        Busy(gauge)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
+/// Counts a failure of `server` (`rampart_ldap_errors_total{server,kind}`).
+fn count_error(server: &str, kind: &'static str) {
+    metrics::counter!("rampart_ldap_errors_total", "server" => server.to_string(), "kind" => kind)
+        .increment(1);
+}
+
+struct Idle {
+    ldap: Conn,
     server: usize,
     since: Instant,
 }
@@ -89,6 +138,11 @@ pub struct Pool {
 
 impl Pool {
     fn new(kind: Kind, size: usize) -> Pool {
+        let name = match kind {
+            Kind::Service { .. } => "service",
+            Kind::Bind => "bind",
+        };
+        metrics::gauge!("rampart_ldap_pool_size", "pool" => name).set(size as f64);
         Pool {
             kind,
             idle: Mutex::new(Vec::with_capacity(size)),
@@ -143,9 +197,10 @@ pub struct Directory {
 pub struct Lease<'d> {
     directory: &'d Directory,
     pool: &'d Pool,
-    ldap: Ldap,
+    ldap: Conn,
     server: usize,
     reused: bool,
+    _busy: Busy,
     _slot: SemaphorePermit<'d>,
 }
 
@@ -156,6 +211,20 @@ fn unavailable(message: impl Into<String>) -> PrimaryError {
 impl Directory {
     /// Servers and pools for `settings`; connects lazily.
     pub fn new(settings: Settings) -> Directory {
+        // Every series at zero from the start (see app::families).
+        for url in &settings.urls {
+            for pool in ["service", "bind"] {
+                metrics::gauge!("rampart_ldap_connections", "server" => url.clone(), "pool" => pool)
+                    .increment(0.0);
+            }
+            for kind in ["connect", "refused", "timeout", "broken"] {
+                metrics::counter!("rampart_ldap_errors_total", "server" => url.clone(), "kind" => kind)
+                    .increment(0);
+            }
+        }
+        for pool in ["service", "bind"] {
+            metrics::gauge!("rampart_ldap_connections_busy", "pool" => pool).increment(0.0);
+        }
         Directory {
             servers: Servers::new(settings.urls),
             tls: settings.tls,
@@ -222,6 +291,16 @@ impl Directory {
         )))
     }
 
+    /// Readiness (`/readyz`): some directory server gives a connection now —
+    /// an idle pooled one that is still open, or a new one (TCP, TLS and the
+    /// service bind) within `timeout_ms`. Costs no LDAP operation when the
+    /// pool is warm.
+    pub async fn probe(&self) -> Result<(), PrimaryError> {
+        let pool = self.service.as_ref().unwrap_or(&self.bind);
+        self.acquire(pool).await?.release();
+        Ok(())
+    }
+
     /// A connection from `pool`: an idle one, or a new one from the first
     /// server that answers, within `timeout`.
     async fn acquire<'d>(&'d self, pool: &'d Pool) -> Result<Lease<'d>, PrimaryError> {
@@ -241,7 +320,7 @@ impl Directory {
         let preferred = order.first().copied().unwrap_or(usize::MAX);
         while let Some(mut idle) = pool.pop_idle() {
             // Closed, stale, or on a worse server than one that may be back: drop it.
-            if idle.ldap.is_closed()
+            if idle.ldap.ldap.is_closed()
                 || now.duration_since(idle.since) > IDLE_MAX
                 || idle.server > preferred
             {
@@ -253,6 +332,7 @@ impl Directory {
                 ldap: idle.ldap,
                 server: idle.server,
                 reused: true,
+                _busy: Busy::new(pool.name()),
                 _slot: slot,
             });
         }
@@ -270,18 +350,24 @@ impl Directory {
                     return Ok(Lease {
                         directory: self,
                         pool,
-                        ldap,
+                        ldap: Conn::new(ldap, url, pool.name()),
                         server,
                         reused: false,
+                        _busy: Busy::new(pool.name()),
                         _slot: slot,
                     });
                 }
-                Ok(Err(OpenError::Refused(why))) => return Err(unavailable(why)),
+                Ok(Err(OpenError::Refused(why))) => {
+                    count_error(url, "refused");
+                    return Err(unavailable(why));
+                }
                 Ok(Err(OpenError::Unreachable(why))) => {
+                    count_error(url, "connect");
                     self.servers.failed(server, &why);
                     errors.push(format!("{url}: {why}"));
                 }
                 Err(_) => {
+                    count_error(url, "connect");
                     self.servers.failed(server, "no connection in time");
                     errors.push(format!("{url}: no connection in time"));
                 }
@@ -417,6 +503,11 @@ impl Lease<'_> {
     /// Marks the server failed if this connection was new (a pooled one may
     /// just have gone stale), and turns the error into an [`OpError`].
     fn broken(&self, error: OpError) -> OpError {
+        let kind = match error {
+            OpError::Timeout => "timeout",
+            OpError::Broken(_) => "broken",
+        };
+        count_error(self.url(), kind);
         if self.reused {
             debug!(server = %self.url(), %error, "pooled LDAP connection failed (gone stale?)");
         } else {
@@ -436,7 +527,7 @@ impl Lease<'_> {
     ) -> Result<LdapResult, OpError> {
         let result = timeout(
             self.directory.timeout,
-            self.ldap.simple_bind(dn, password.expose()),
+            self.ldap.ldap.simple_bind(dn, password.expose()),
         )
         .await;
         match result {
@@ -466,6 +557,7 @@ impl Lease<'_> {
             attrs.to_vec()
         };
         let search = self
+            .ldap
             .ldap
             .with_search_options(SearchOptions::new().sizelimit(size_limit))
             .search(base, scope, filter, attrs);

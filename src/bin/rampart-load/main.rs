@@ -87,6 +87,9 @@ struct SinkArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9900")]
     listen: SocketAddr,
+    /// Runtime worker threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
 }
 
 #[derive(Args)]
@@ -423,7 +426,7 @@ fn park_main(args: ParkArgs) -> Result<(), String> {
 }
 
 fn sink_main(args: SinkArgs) -> Result<(), String> {
-    runtime(1)
+    runtime(args.threads)
         .map_err(|e| e.to_string())?
         .block_on(park::sink(args.listen))
         .map_err(|e| e.to_string())

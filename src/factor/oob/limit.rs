@@ -22,6 +22,11 @@ impl SendLimit {
         }
     }
 
+    /// Whether this limit is `max` per `window` (a reload keeps the history then).
+    pub fn is(&self, max: u32, window: Duration) -> bool {
+        self.max == max.max(1) as usize && self.window == window
+    }
+
     /// Records a send for `user` and returns true, or returns false (and
     /// records nothing) when the user already had `max` in the window.
     pub fn try_send(&self, user: &str, now: Instant) -> bool {

@@ -1,6 +1,12 @@
 //! One RadSec connection: TLS handshake, identification of the client by
 //! its certificate and address, then a reader (framing, the shared checks,
 //! one task per new request) and a writer (replies in arrival order).
+//!
+//! Like UDP, every packet is handled with the routes current when it arrives
+//! (a SIGHUP reload may change them): the client is looked up again by the
+//! connection's certificate names and address, so a reload that changes its
+//! Message-Authenticator policy applies at once, and one that removes the
+//! client closes the connection.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,12 +58,12 @@ pub(super) async fn run(
         },
         _ = shared.token.cancelled() => return,
     };
-    let Some(client) = identify(&stream, peer, &shared.clients) else {
+    let Some((identity, client)) = identify(&stream, peer, &shared.routes.load().clients) else {
         // close_notify, so the peer sees a clean refusal rather than a reset.
         let _ = stream.shutdown().await;
         return;
     };
-    info!(%peer, client = %client.name, "RadSec connection established");
+    info!(%peer, client = %client.name, certificate = %identity.describe(), "RadSec connection established");
     metrics::counter!("rampart_radsec_connections_total", "client" => client.name.to_string())
         .increment(1);
     let _open = OpenGauge::new();
@@ -67,15 +73,20 @@ pub(super) async fn run(
     // their in-flight slots, and the reader stops taking new requests.
     let (replies, outbox) = mpsc::channel::<Vec<u8>>(256);
     let writer = shared.tracker.spawn(write_replies(writer, outbox, peer));
-    let why = read_requests(reader, peer, client, &shared, replies).await;
+    let why = read_requests(reader, peer, &identity, &shared, replies).await;
     debug!(%peer, why, "RadSec connection: reader done");
     // The writer ends once the last in-flight request has sent its reply.
     let _ = writer.await;
     info!(%peer, why, "RadSec connection closed");
 }
 
-/// The client a verified peer certificate and source address belong to.
-fn identify(stream: &TlsStream<TcpStream>, peer: SocketAddr, clients: &Clients) -> Option<Client> {
+/// The names of a verified peer certificate, and the client they and the
+/// source address belong to.
+fn identify(
+    stream: &TlsStream<TcpStream>,
+    peer: SocketAddr,
+    clients: &Clients,
+) -> Option<(PeerIdentity, Client)> {
     let certificate = stream
         .get_ref()
         .1
@@ -95,7 +106,7 @@ fn identify(stream: &TlsStream<TcpStream>, peer: SocketAddr, clients: &Clients) 
         }
     };
     match clients.lookup_radsec(peer.ip(), &identity) {
-        Some(client) => Some(client.clone()),
+        Some(client) => Some((identity.clone(), client.clone())),
         None => {
             info!(
                 %peer,
@@ -136,11 +147,10 @@ fn closes_connection(reason: &'static str) -> bool {
 async fn read_requests(
     mut reader: ReadHalf<TlsStream<TcpStream>>,
     peer: SocketAddr,
-    client: Client,
+    identity: &PeerIdentity,
     shared: &Arc<Shared>,
     replies: mpsc::Sender<Vec<u8>>,
 ) -> &'static str {
-    let client = Arc::new(client);
     let dedup = Arc::new(DuplicateCache::new(shared.options.duplicate_ttl));
     let mut framer = Framer::default();
     let mut chunk = vec![0u8; 16 * 1024];
@@ -159,7 +169,13 @@ async fn read_requests(
                     return "unframeable packet";
                 }
             };
-            let request = match admit(packet, &client, peer, &dedup) {
+            // One read of the current routes per packet, as for UDP.
+            let current = shared.routes.load();
+            let Some(client) = current.clients.lookup_radsec(peer.ip(), identity) else {
+                info!(%peer, "RadSec client no longer configured (reload): closing");
+                return "client removed";
+            };
+            let request = match admit(packet, client, peer, &dedup) {
                 Admission::New(request) => request,
                 Admission::Reply(reply) => {
                     if replies.send(reply).await.is_err() {
@@ -187,7 +203,7 @@ async fn read_requests(
             };
             let task = {
                 let (client, dedup, replies) = (client.clone(), dedup.clone(), replies.clone());
-                let (handler, busy) = (shared.handler.clone(), outstanding.clone());
+                let (handler, busy) = (current.handler.clone(), outstanding.clone());
                 async move {
                     let _permit = permit;
                     let _busy = busy;

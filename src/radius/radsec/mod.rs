@@ -34,8 +34,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use super::clients::Clients;
-use super::exchange::Handler;
+use super::server::Routes;
+use crate::live::Live;
 
 pub use config::RadsecConfig;
 
@@ -122,8 +122,8 @@ pub async fn bind(
 /// Everything a connection needs, shared by all of them.
 struct Shared {
     acceptor: TlsAcceptor,
-    clients: Arc<Clients>,
-    handler: Arc<dyn Handler>,
+    /// Clients and handler, replaced whole by a reload.
+    routes: Arc<Live<Routes>>,
     options: RadsecOptions,
     /// In-flight requests over all connections (`max_in_flight`).
     permits: Arc<Semaphore>,
@@ -144,16 +144,14 @@ fn handshake_failure(reason: &'static str, peer: SocketAddr) {
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
-    clients: Arc<Clients>,
-    handler: Arc<dyn Handler>,
+    routes: Arc<Live<Routes>>,
     options: RadsecOptions,
     token: CancellationToken,
 ) -> std::io::Result<()> {
     let connections = Arc::new(Semaphore::new(options.max_connections));
     let shared = Arc::new(Shared {
         acceptor: TlsAcceptor::from(tls),
-        clients,
-        handler,
+        routes,
         permits: Arc::new(Semaphore::new(options.max_in_flight)),
         options,
         tracker: TaskTracker::new(),

@@ -72,38 +72,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn imports_across_chunks_and_replaces_existing_seeds() {
-        let s = SqliteStore::open_in_memory().await.unwrap();
-        // A local user, and a directory user whose seed was used already.
-        s.add_user("user00001", "$argon2id$hash", 1).await.unwrap();
-        s.set_totp("user00002", b"old", 1).await.unwrap();
-        assert!(s.claim_totp_step("user00002", 50).await.unwrap());
-
-        let all = seeds(0..2_345); // three chunks, the last one partial
-        s.import_totp(&all, 7).await.unwrap();
-
-        assert_eq!(count(&s, "accounts").await, 2_345);
-        assert_eq!(count(&s, "totp").await, 2_345);
-        let last = s.totp("user02344").await.unwrap().unwrap();
-        assert_eq!(last.sealed_secret, b"sealed-2344");
-        // The local user keeps its password; the old seed and its step history are gone.
-        assert_eq!(
-            s.password_hash("user00001").await.unwrap().as_deref(),
-            Some("$argon2id$hash")
-        );
-        let replaced = s.totp("user00002").await.unwrap().unwrap();
-        assert_eq!(replaced.sealed_secret, b"sealed-2");
-        assert_eq!(replaced.last_step, None);
-        assert!(s.claim_totp_step("user00002", 10).await.unwrap());
-        let summary = s.user("user00003").await.unwrap().unwrap();
-        assert!(summary.totp && !summary.local_password);
-        assert_eq!(summary.created_at, 7);
-
-        s.import_totp(&[], 8).await.unwrap();
-        assert_eq!(count(&s, "totp").await, 2_345);
-    }
-
-    #[tokio::test]
     async fn a_failing_write_rolls_back_the_whole_import() {
         let s = SqliteStore::open_in_memory().await.unwrap();
         s.set_totp("user00000", b"kept", 1).await.unwrap();

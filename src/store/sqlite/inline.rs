@@ -269,55 +269,7 @@ impl InlineDb {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use crate::store::{SqliteStore, Store};
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_claims_of_many_users_are_each_decided_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::open(&dir.path().join("db")).await.unwrap());
-        let users: Vec<String> = (0..300).map(|i| format!("user{i}")).collect();
-        for user in &users {
-            store.set_totp(user, b"sealed", 1).await.unwrap();
-        }
-        // Every user claims step 10 twice and step 9 once, all at the same time.
-        let mut tasks = Vec::new();
-        for user in &users {
-            for step in [10, 10, 9] {
-                let (store, user) = (store.clone(), user.clone());
-                tasks.push(tokio::spawn(async move {
-                    (
-                        user.clone(),
-                        step,
-                        store.claim_totp_step(&user, step).await.unwrap(),
-                    )
-                }));
-            }
-        }
-        let mut wins = std::collections::HashMap::new();
-        for task in tasks {
-            let (user, step, won) = task.await.unwrap();
-            if won {
-                wins.entry(user).or_insert_with(Vec::new).push(step);
-            }
-        }
-        for user in &users {
-            let won = wins.get(user).cloned().unwrap_or_default();
-            // Step 10 is claimed exactly once; step 9 only if it came first.
-            assert_eq!(
-                won.iter().filter(|s| **s == 10).count(),
-                1,
-                "{user}: {won:?}"
-            );
-            assert!(won.len() <= 2, "{user}: {won:?}");
-            let state = store.login_state(user, 0).await.unwrap();
-            assert_eq!(state.totp.unwrap().last_step, Some(10));
-            assert!(state.has_account);
-        }
-        let nobody = store.login_state("nobody", 0).await.unwrap();
-        assert!(nobody.totp.is_none() && !nobody.has_account && nobody.failures == 0);
-    }
 
     #[tokio::test]
     async fn sees_what_sqlx_wrote_at_once() {

@@ -48,35 +48,3 @@ impl SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use crate::store::Store;
-    use crate::store::sqlite::SqliteStore;
-
-    #[tokio::test]
-    async fn pin_hash_set_replace_clear_and_delete() {
-        let s = SqliteStore::open_in_memory().await.unwrap();
-        assert_eq!(s.phone_pin_hash("alice").await.unwrap(), None);
-        assert!(!s.clear_phone_pin("alice").await.unwrap());
-        // A directory user without an account row gets one.
-        s.set_phone_pin("alice", "h1", 10).await.unwrap();
-        assert!(s.user("alice").await.unwrap().is_some());
-        assert_eq!(
-            s.phone_pin_hash("alice").await.unwrap().as_deref(),
-            Some("h1")
-        );
-        s.set_phone_pin("alice", "h2", 11).await.unwrap();
-        assert_eq!(
-            s.phone_pin_hash("alice").await.unwrap().as_deref(),
-            Some("h2")
-        );
-        assert!(s.clear_phone_pin("alice").await.unwrap());
-        assert!(!s.clear_phone_pin("alice").await.unwrap());
-        assert_eq!(s.phone_pin_hash("alice").await.unwrap(), None);
-        // Deleting the user takes the PIN with the account row.
-        s.set_phone_pin("alice", "h3", 12).await.unwrap();
-        s.delete_user("alice").await.unwrap();
-        assert_eq!(s.phone_pin_hash("alice").await.unwrap(), None);
-    }
-}

@@ -12,6 +12,7 @@ pub mod freeradius;
 pub mod mock_ad;
 pub mod ntfy;
 pub mod phone;
+pub mod postgres;
 pub mod proxy;
 pub mod radsecproxy;
 pub mod recorder;
@@ -47,6 +48,10 @@ pub struct Options {
     pub http_public_url: Option<String>,
     /// The client accepts app passwords.
     pub allow_app_passwords: bool,
+    /// Extra environment for the daemon (`NOTIFY_SOCKET`, `RAMPART__...`).
+    pub env: Vec<(String, String)>,
+    /// Replaces the `[store]` table body (default: SQLite and key file in the temp dir).
+    pub store: Option<String>,
 }
 
 pub struct Rampart {
@@ -90,8 +95,7 @@ lockout_minutes = 15
 {policy}
 
 [store]
-path = "{db}"
-key_file = "{key}"
+{store}
 
 [log]
 level = "debug"
@@ -113,8 +117,11 @@ listen = "127.0.0.1:0"
             .unwrap_or_default(),
         address = options.client_address.as_deref().unwrap_or("127.0.0.0/8"),
         policy = options.policy,
-        db = dir.join("var/rampart.db").display(),
-        key = dir.join("var/rampart.key").display(),
+        store = options.store.clone().unwrap_or_else(|| format!(
+            "path = \"{}\"\nkey_file = \"{}\"",
+            dir.join("var/rampart.db").display(),
+            dir.join("var/rampart.key").display()
+        )),
     );
     std::fs::write(&config, text).unwrap();
     config
@@ -161,6 +168,7 @@ impl Rampart {
             .arg("--config")
             .arg(&config)
             .env("RUST_LOG", "debug")
+            .envs(options.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -174,7 +182,11 @@ impl Rampart {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 for marker in ["RADIUS listening on udp/", "HTTP listening on http://"] {
                     if let Some(rest) = line.split(marker).nth(1) {
-                        let addr = rest.split_whitespace().next().unwrap_or(rest);
+                        // Human lines end the address with a space, JSON lines with a quote.
+                        let addr = rest
+                            .split(|c: char| c.is_whitespace() || c == '"' || c == ',')
+                            .next()
+                            .unwrap_or(rest);
                         let _ = tx.send((marker, addr.parse::<SocketAddr>().ok()));
                     }
                 }
@@ -236,6 +248,74 @@ impl Rampart {
     /// The daemon's process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// The daemon's own process id (`pid` is its `timeout` wrapper's, which
+    /// passes signals on to its whole process group, so rampart would get a
+    /// SIGHUP sent there twice).
+    pub fn daemon_pid(&self) -> u32 {
+        let pid = self.pid();
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        children
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no daemon under timeout (pid {pid})"))
+    }
+
+    /// Sends `signal` (e.g. "HUP") to the daemon itself.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.daemon_pid().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Rewrites the configuration file with `options`, sends SIGHUP and
+    /// waits for the reload's outcome; true if it was applied.
+    pub fn reload_with(&self, options: &Options) -> bool {
+        self.reload_after(|| {
+            write_config(self.dir.path(), options);
+        })
+    }
+
+    /// Runs `change` (which edits the configuration file), sends SIGHUP and
+    /// waits for the reload's outcome; true if it was applied.
+    pub fn reload_after(&self, change: impl FnOnce()) -> bool {
+        let before = (
+            self.count("configuration reloaded"),
+            self.count("reload refused"),
+        );
+        change();
+        self.signal("HUP");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.count("configuration reloaded") > before.0 {
+                return true;
+            }
+            if self.count("reload refused") > before.1 {
+                return false;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no reload outcome logged:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Log lines containing `needle`.
+    pub fn count(&self, needle: &str) -> usize {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
     }
 
     pub fn logs(&self) -> String {

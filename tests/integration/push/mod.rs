@@ -151,7 +151,7 @@ async fn http_listener(
         .await
         .unwrap();
     let router = rampart::http::router(rampart::http::HttpState {
-        oob: Some(oob.clone()),
+        oob: rampart::factor::oob::OobHandle::new(Some(oob.clone())),
         ..rampart::http::HttpState::new(recorder().clone(), Arc::new(store))
     });
     let cancel = CancellationToken::new();
