@@ -234,3 +234,45 @@ fn sigterm_answers_requests_in_flight_on_a_connection_then_exits() {
         "{logs}"
     );
 }
+
+#[test]
+fn a_reload_remaps_radsec_clients_on_open_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rampart, certs) = start_rampart(dir.path(), Options::default());
+    let mut tls = connect(&rampart, &certs, &certs.nas1);
+    let (status, _) = status_server(1);
+    tls.write_all(&status).unwrap();
+    assert!(
+        read_packet(&mut tls).is_some(),
+        "answered before the reload"
+    );
+
+    // The entry now names another certificate: nas1's no longer matches.
+    let applied = rampart.reload_after(|| {
+        let text = std::fs::read_to_string(&rampart.config).unwrap();
+        let text = text.replace("\"nas1.example.com\"", "\"nas9.example.com\"");
+        std::fs::write(&rampart.config, text).unwrap();
+    });
+    assert!(applied, "{}", rampart.logs());
+    let (status, _) = status_server(2);
+    tls.write_all(&status).unwrap();
+    assert!(
+        closed(&mut tls),
+        "the open connection ends at its next packet"
+    );
+    assert!(
+        rampart
+            .logs()
+            .contains("RadSec client no longer configured")
+    );
+    // A new connection with the same certificate is refused.
+    let mut tls = connect(&rampart, &certs, &certs.nas1);
+    assert!(closed(&mut tls));
+    assert!(
+        wait_for_metric(
+            &rampart,
+            r#"rampart_radsec_handshake_failures_total{reason="unknown_client"}"#,
+            1.0
+        ) >= 1.0
+    );
+}
