@@ -433,6 +433,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // the kernel's receive buffer (measured: 46 of 300 simultaneous requests
     // lost when the loop shared the workers).
     let socket = socket.into_std()?;
+    // RadSec (RFC 6614): a TLS listener beside UDP, on the same routes.
+    let radsec = match &running.started.radsec {
+        None => None,
+        Some(radsec) => {
+            use crate::radius::radsec::{RadsecOptions, bind, serve};
+            let (listener, tls) = bind(radsec).await?;
+            info!("RadSec listening on tcp/{}", listener.local_addr()?);
+            let limits = (running.started.max_in_flight, running.started.duplicate_ttl);
+            let options = RadsecOptions::from_config(radsec, limits.0, limits.1);
+            let (routes, token) = (routes.clone(), token.clone());
+            Some(tokio::spawn(serve(listener, tls, routes, options, token)))
+        }
+    };
     let radius_token = token.clone();
     let (finished, result) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
@@ -461,6 +474,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .context("RADIUS receive thread ended")?
         .context("RADIUS listener failed")?;
     token.cancel();
+    if let Some(radsec) = radsec {
+        // Its in-flight requests finish and their replies are written first.
+        let _ = radsec.await;
+    }
     tasks.shutdown().await;
     // Every pipeline (and its audit handle) is gone with the RADIUS thread and
     // the tasks: the writer flushes what is queued and ends.

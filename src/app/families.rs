@@ -81,6 +81,14 @@ const COUNTERS: &[(&str, &str)] = &[
         "rampart_config_reloads_total",
         "SIGHUP reloads by outcome (ok, refused).",
     ),
+    (
+        "rampart_radsec_connections_total",
+        "RadSec (RADIUS over TLS) connections established, by client.",
+    ),
+    (
+        "rampart_radsec_handshake_failures_total",
+        "RadSec connections refused before carrying a request, by reason (unknown_ca, unknown_client, timeout, ...).",
+    ),
 ];
 
 /// `(name, help)` of the gauges.
@@ -112,6 +120,10 @@ const GAUGES: &[(&str, &str)] = &[
     (
         "rampart_push_relay_connected",
         "1 while the ntfy reply relay is subscribed.",
+    ),
+    (
+        "rampart_radsec_open_connections",
+        "RadSec connections open now.",
     ),
 ];
 
@@ -214,6 +226,17 @@ pub fn register(config: &Config) {
     }
     if config.duo.is_some() {
         metrics::counter!("rampart_failopen_total", "provider" => "duo").increment(0);
+    }
+    if config.radsec.is_some() {
+        metrics::gauge!("rampart_radsec_open_connections").increment(0.0);
+        for reason in ["unknown_ca", "unknown_client", "no_certificate", "timeout"] {
+            metrics::counter!("rampart_radsec_handshake_failures_total", "reason" => reason)
+                .increment(0);
+        }
+        for client in config.clients.radsec_names() {
+            metrics::counter!("rampart_radsec_connections_total", "client" => client.to_string())
+                .increment(0);
+        }
     }
     // LDAP series are registered by the connection pools (auth::ldap::pool),
     // which know their servers.

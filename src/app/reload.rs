@@ -252,6 +252,11 @@ fn needs_restart(started: &Config, new: &Config) -> Vec<&'static str> {
     if differ(&started.smtp, &new.smtp) {
         keys.push("smtp");
     }
+    // The RadSec listener and its TLS configuration are built once; which
+    // clients may connect (`[[clients]]`) is reloaded with the routes.
+    if differ(&started.radsec, &new.radsec) {
+        keys.push("radsec");
+    }
     keys
 }
 

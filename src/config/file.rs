@@ -70,6 +70,9 @@ pub struct ConfigFile {
     /// `[portal]`: the self-enrollment portal.
     #[serde(default)]
     pub portal: PortalConfig,
+    /// `[radsec]`: the RADIUS over TLS listener; absent = none.
+    #[serde(default)]
+    pub radsec: Option<crate::radius::radsec::RadsecConfig>,
 }
 
 /// `[radius]`: the UDP listener.
@@ -115,7 +118,8 @@ pub struct ClientSection {
     /// Name for logs and metrics.
     #[serde(default)]
     pub name: String,
-    /// IP address or CIDR the NAS sends from.
+    /// IP address or CIDR the NAS sends from. Over RadSec optional: when set,
+    /// connections must also come from it.
     #[serde(default)]
     pub address: String,
     /// Shared secret, inline.
@@ -129,6 +133,15 @@ pub struct ClientSection {
     /// second factor, for mail and other apps that cannot do MFA. Off by default.
     #[serde(default)]
     pub allow_app_passwords: bool,
+    /// RadSec: the name the NAS's certificate must carry (subjectAltName DNS
+    /// or IP, else the CN; RFC 6614 §2.3). Setting it allows RadSec.
+    #[serde(default)]
+    pub radsec_cert_name: Option<String>,
+    /// RadSec: allow this client over RadSec (default: when
+    /// `radsec_cert_name` is set). With `address` alone, any certificate from
+    /// `[radsec] ca_file` connecting from that address is this client.
+    #[serde(default)]
+    pub radsec: Option<bool>,
 }
 
 fn default_true() -> bool {

@@ -17,7 +17,9 @@ use crate::factor::phone::PhoneConfig;
 use crate::factor::sms::SmsConfig;
 use crate::factor::totp::TotpConfig;
 use crate::portal::PortalConfig;
-use crate::radius::clients::{Client, Clients};
+use crate::radius::clients::{Client, Clients, RadsecClient};
+use crate::radius::radsec::RadsecConfig;
+use crate::radius::radsec::identity::CertName;
 use crate::secret::Secret;
 use crate::store::StoreConfig;
 use crate::username::UsernameConfig;
@@ -69,6 +71,8 @@ pub struct Config {
     pub http_listen: Option<SocketAddr>,
     /// `[portal]`.
     pub portal: PortalConfig,
+    /// `[radsec]`, if configured.
+    pub radsec: Option<RadsecConfig>,
 }
 
 /// Login policy, validated.
@@ -152,6 +156,17 @@ pub fn validate(mut file: ConfigFile, source: &Path) -> Result<Config, Vec<Probl
     }
 
     let clients = validate_clients(&file, &mut problems);
+    if let Some(radsec) = &file.radsec {
+        for (key, message) in radsec.problems() {
+            problems.add(format!("radsec.{key}"), message);
+        }
+        if !clients.has_radsec() && !file.clients.is_empty() {
+            problems.add(
+                "radsec",
+                "no [[clients]] entry may use RadSec: set radsec_cert_name (or radsec = true with address) on the NAS that connects",
+            );
+        }
+    }
 
     let policy = &file.policy;
     if policy.code_separator.is_empty()
@@ -313,6 +328,7 @@ pub fn validate(mut file: ConfigFile, source: &Path) -> Result<Config, Vec<Probl
         log_format: file.log.format,
         http_listen,
         portal: file.portal,
+        radsec: file.radsec,
     })
 }
 
@@ -324,6 +340,7 @@ fn validate_clients(file: &ConfigFile, problems: &mut Problems) -> Clients {
         );
     }
     let mut clients = Vec::new();
+    let mut radsec_clients = Vec::new();
     let mut names = std::collections::HashSet::new();
     for (i, section) in file.clients.iter().enumerate() {
         let key = |field: &str| format!("clients[{i}].{field}");
@@ -335,15 +352,82 @@ fn validate_clients(file: &ConfigFile, problems: &mut Problems) -> Clients {
                 format!("{:?} is used by another client", section.name),
             );
         }
-        let network = parse_network(&section.address);
-        if network.is_none() {
+        // RFC 6614 §2.3: over RadSec the certificate (and/or the address)
+        // says who the NAS is, and the shared secret is always "radsec".
+        let radsec = section.radsec.unwrap_or(section.radsec_cert_name.is_some());
+        if section.radsec == Some(false) && section.radsec_cert_name.is_some() {
             problems.add(
-                key("address"),
-                format!(
-                    "{:?} is not an IP address or CIDR such as \"192.0.2.10\" or \"10.0.0.0/24\"",
-                    section.address
-                ),
+                key("radsec"),
+                "is false but radsec_cert_name is set: remove one of them",
             );
+        }
+        let has_secret = section.secret.is_some() || section.secret_file.is_some();
+        let udp = !radsec || has_secret;
+        let address_given = !section.address.trim().is_empty();
+        let network = match parse_network(&section.address) {
+            Some(network) => Some(network),
+            // RadSec only, recognised by its certificate alone.
+            None if !address_given && !udp => None,
+            None if !address_given && radsec => {
+                problems.add(
+                    key("address"),
+                    "missing: with a secret this client also sends over UDP, from this address (leave out the secret for a RadSec-only client)",
+                );
+                None
+            }
+            None => {
+                problems.add(
+                    key("address"),
+                    format!(
+                        "{:?} is not an IP address or CIDR such as \"192.0.2.10\" or \"10.0.0.0/24\"",
+                        section.address
+                    ),
+                );
+                None
+            }
+        };
+        let cert_name = match &section.radsec_cert_name {
+            None => None,
+            Some(text) => match CertName::parse(text.trim()) {
+                Ok(name) => Some(name),
+                Err(message) => {
+                    problems.add(key("radsec_cert_name"), message);
+                    None
+                }
+            },
+        };
+        if radsec {
+            if file.radsec.is_none() {
+                problems.add(
+                    key(if section.radsec_cert_name.is_some() {
+                        "radsec_cert_name"
+                    } else {
+                        "radsec"
+                    }),
+                    "RadSec needs a [radsec] section with cert_file, key_file and ca_file",
+                );
+            }
+            if section.radsec_cert_name.is_none() && !address_given {
+                problems.add(
+                    key("radsec"),
+                    "needs radsec_cert_name or address to recognise the NAS: any certificate from the CA would do otherwise",
+                );
+            }
+            radsec_clients.push(RadsecClient {
+                client: Client {
+                    name: section.name.as_str().into(),
+                    network: network
+                        .unwrap_or_else(|| IpNet::from(std::net::IpAddr::from([0, 0, 0, 0]))),
+                    secret: Secret::new(crate::radius::radsec::RADSEC_SECRET.to_vec()),
+                    require_message_authenticator: section.require_message_authenticator,
+                    allow_app_passwords: section.allow_app_passwords,
+                },
+                cert_name,
+                address: network,
+            });
+        }
+        if !udp {
+            continue;
         }
         let secret = match (&section.secret, &section.secret_file) {
             (Some(_), Some(_)) => {
@@ -378,7 +462,7 @@ fn validate_clients(file: &ConfigFile, problems: &mut Problems) -> Clients {
             });
         }
     }
-    Clients::new(clients)
+    Clients::new(clients).with_radsec(radsec_clients)
 }
 
 fn parse_network(text: &str) -> Option<IpNet> {

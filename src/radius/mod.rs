@@ -1,14 +1,17 @@
 //! RADIUS: the pure codec (`packet`, `attr`, `crypto`, `request`, `reply`), the
-//! client table and duplicate cache, the UDP listener (`server`, the only file
-//! that touches the socket) and a small client (`client`) for `radtest`, tests
-//! and benchmarks.
+//! client table and duplicate cache, the packet handling both transports share
+//! (`exchange`), the UDP listener (`server`, the only code that touches the UDP
+//! socket), the RadSec listener (`radsec`, RADIUS over TLS) and a small client
+//! (`client`) for `radtest`, tests and benchmarks.
 
 pub mod attr;
 pub mod client;
 pub mod clients;
 pub mod crypto;
 pub mod dedup;
+pub mod exchange;
 pub mod packet;
+pub mod radsec;
 pub mod reply;
 pub mod request;
 pub mod server;

@@ -1,47 +1,39 @@
-//! The UDP listener: the only code that reads from or writes to the RADIUS socket.
+//! The UDP listener: the only code that reads from or writes to the RADIUS
+//! UDP socket.
 //!
-//! For each datagram, in order: size check → client lookup by source address →
-//! decode → code check → Message-Authenticator (BLAST-RADIUS) → Status-Server
-//! answer → duplicate cache → a task that runs the [`Handler`] and sends the
-//! signed reply. Anything that fails a check is dropped silently as RFC 2865 §3
-//! and RFC 3579 §3.2 require, logged at debug with its reason and counted in
+//! For each datagram: size check → client lookup by source address → the
+//! checks shared with RadSec ([`super::exchange::admit`]: decode, code,
+//! Message-Authenticator, Status-Server, duplicate cache) → an in-flight
+//! permit (none left: dropped, the NAS retransmits) → a task that runs the
+//! [`Handler`] and sends the signed reply. Drops are counted in
 //! `rampart_radius_dropped_total{reason}`.
 //!
 //! The client table and the handler come from one [`Routes`] value that a
 //! configuration reload replaces whole ([`Live`]): each datagram is looked up
 //! and answered with the routes current when it arrived, so a request in
 //! flight finishes with the pipeline (and secret) it started with, while the
-//! duplicate cache, owned here, outlives every reload.
+//! duplicate cache, owned here, outlives every reload. The RadSec listener
+//! reads the same routes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
-use super::clients::{Client, Clients};
-use super::crypto::{MessageAuthenticatorCheck, check_request_message_authenticator};
-use super::dedup::{DuplicateCache, RequestKey, Seen};
-use super::packet::{Code, MAX_PACKET_LEN, Packet};
-use super::reply::{Decision, encode_reply, encode_status_reply};
-use super::request::AccessRequest;
+use super::clients::Clients;
+use super::dedup::DuplicateCache;
+pub use super::exchange::Handler;
+use super::exchange::{Admission, admit, drop_packet, process, refuse};
+use super::packet::MAX_PACKET_LEN;
 use crate::live::Live;
 
-/// Answers authenticated Access-Requests. Implemented by the pipeline, and by
-/// small stubs in tests. Infallible: every error is already a [`Decision`].
-#[async_trait]
-pub trait Handler: Send + Sync + 'static {
-    /// Decides one request.
-    async fn handle(&self, request: AccessRequest) -> Decision;
-}
-
-/// What the listener answers with: the NAS clients and the handler, from
-/// one configuration, so a datagram is never checked with one
+/// What the listeners answer with: the NAS clients and the handler, from
+/// one configuration, so a packet is never checked with one
 /// configuration's secret and decided by another's pipeline.
 pub struct Routes {
     /// The NAS clients.
@@ -81,12 +73,6 @@ impl Default for ServerOptions {
             workers: None,
         }
     }
-}
-
-/// Why a datagram was dropped; the label of `rampart_radius_dropped_total`.
-fn drop_packet(reason: &'static str, peer: SocketAddr) {
-    debug!(%peer, reason, "dropped RADIUS datagram");
-    metrics::counter!("rampart_radius_dropped_total", "reason" => reason).increment(1);
 }
 
 /// Serves RADIUS on `socket` until `token` is cancelled, then stops reading,
@@ -133,82 +119,29 @@ pub async fn serve(
             drop_packet("unknown_client", peer);
             continue;
         };
-        let packet = match Packet::decode(datagram) {
-            Ok(packet) => packet,
-            Err(error) => {
-                drop_packet(error.reason(), peer);
-                continue;
-            }
-        };
-        if !matches!(packet.code, Code::AccessRequest | Code::StatusServer) {
-            drop_packet("unsupported_code", peer);
-            continue;
-        }
-        match check_request_message_authenticator(datagram, client.secret.expose()) {
-            MessageAuthenticatorCheck::Valid => {}
-            MessageAuthenticatorCheck::Invalid => {
-                drop_packet("bad_message_authenticator", peer);
-                continue;
-            }
-            // RFC 5997 §3: Status-Server always carries Message-Authenticator.
-            MessageAuthenticatorCheck::Absent
-                if client.require_message_authenticator || packet.code == Code::StatusServer =>
-            {
-                drop_packet("missing_message_authenticator", peer);
-                continue;
-            }
-            MessageAuthenticatorCheck::Absent => {}
-        }
-        if packet.code == Code::StatusServer {
-            // RFC 5997 §4: answered directly, not subject to duplicate detection.
-            match encode_status_reply(&packet, client.secret.expose()) {
-                Ok(reply) => send(&socket, &reply, peer).await,
-                Err(error) => warn!(%error, "cannot encode Status-Server reply"),
-            }
-            continue;
-        }
-
-        let key = RequestKey {
-            peer,
-            identifier: packet.identifier,
-            authenticator: packet.authenticator,
-        };
-        match dedup.begin(key, Instant::now()) {
-            Seen::New => {}
-            Seen::InFlight => {
-                debug!(%peer, id = packet.identifier, "retransmission while in flight: dropped");
-                metrics::counter!("rampart_radius_duplicates_total", "kind" => "in_flight")
-                    .increment(1);
-                continue;
-            }
-            Seen::Answered(reply) => {
-                debug!(%peer, id = packet.identifier, "retransmission: cached reply resent");
-                metrics::counter!("rampart_radius_duplicates_total", "kind" => "resent")
-                    .increment(1);
+        let request = match admit(datagram, client, peer, &dedup) {
+            Admission::New(request) => request,
+            Admission::Reply(reply) => {
                 send(&socket, &reply, peer).await;
                 continue;
             }
-        }
+            Admission::Dropped(_) | Admission::InFlight => continue,
+        };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            dedup.abandon(key);
-            drop_packet("overloaded", peer);
+            refuse(request, "overloaded", peer, &dedup);
             continue;
         };
         let client = client.clone();
         let (socket, dedup, handler) = (socket.clone(), dedup.clone(), current.handler.clone());
-        let request = async move {
+        let task = async move {
             let _permit = permit;
-            match answer(&packet, &client, peer, handler.as_ref()).await {
-                Some(reply) => {
-                    dedup.complete(key, reply.clone(), Instant::now());
-                    send(&socket, &reply, peer).await;
-                }
-                None => dedup.abandon(key),
+            if let Some(reply) = process(request, &client, peer, handler.as_ref(), &dedup).await {
+                send(&socket, &reply, peer).await;
             }
         };
         match &options.workers {
-            Some(workers) => drop(tracker.spawn_on(request, workers)),
-            None => drop(tracker.spawn(request)),
+            Some(workers) => drop(tracker.spawn_on(task, workers)),
+            None => drop(tracker.spawn(task)),
         }
     }
 
@@ -230,32 +163,6 @@ pub async fn serve(
         );
     }
     Ok(())
-}
-
-/// Runs one Access-Request through the handler and encodes the reply.
-async fn answer(
-    packet: &Packet,
-    client: &Client,
-    peer: SocketAddr,
-    handler: &dyn Handler,
-) -> Option<Vec<u8>> {
-    let secret = client.secret.expose();
-    let request = match AccessRequest::from_packet(packet, secret, client.name.clone(), peer) {
-        Ok(request) => request,
-        Err(error) => {
-            debug!(%peer, %error, "undecodable Access-Request");
-            drop_packet("bad_user_password", peer);
-            return None;
-        }
-    };
-    let decision = handler.handle(request).await;
-    match encode_reply(&decision, packet, secret) {
-        Ok(reply) => Some(reply),
-        Err(error) => {
-            warn!(%error, "cannot encode reply");
-            None
-        }
-    }
 }
 
 async fn send(socket: &UdpSocket, reply: &[u8], peer: SocketAddr) {

@@ -15,6 +15,7 @@ mod operations;
 mod ops;
 mod portal;
 mod push;
+mod radsec;
 mod several_nodes;
 mod twilio_e2e;
 mod twilio_phone;

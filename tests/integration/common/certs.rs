@@ -30,16 +30,17 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
-/// A CA, a server certificate for `localhost` only (so `127.0.0.1` is a host name
-/// mismatch), a client certificate, and an unrelated CA.
-pub fn make_certificates(dir: &Path) -> Tls {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
+const EC: [&str; 5] = [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+];
+
+/// The test CA (`ca.pem`, "rampart test CA") and an unrelated one
+/// (`other-ca.pem`) in `dir`, with their keys.
+fn make_cas(dir: &Path) {
     for (name, cn) in [("ca", "rampart test CA"), ("other-ca", "unrelated CA")] {
         let (key, pem, subject) = (
             format!("{name}.key"),
@@ -47,66 +48,126 @@ pub fn make_certificates(dir: &Path) -> Tls {
             format!("/CN={cn}"),
         );
         let mut args = vec!["req", "-x509"];
-        args.extend(ec);
+        args.extend(EC);
         args.extend([
             "-keyout", &key, "-out", &pem, "-days", "2", "-subj", &subject,
         ]);
         openssl(dir, &args);
     }
-    for (name, ext) in [
-        (
-            "server",
-            "subjectAltName=DNS:localhost\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-        ),
-        (
-            "client",
-            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
-        ),
-    ] {
-        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
-        let (key, csr, pem, extfile) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.pem"),
-            format!("{name}.ext"),
-        );
-        let subject = format!(
-            "/CN={}",
-            if name == "server" {
-                "localhost"
-            } else {
-                "rampart"
-            }
-        );
-        let mut args = vec!["req", "-new"];
-        args.extend(ec);
-        args.extend(["-keyout", &key, "-out", &csr, "-subj", &subject]);
-        openssl(dir, &args);
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-out",
-                &pem,
-                "-extfile",
-                &extfile,
-            ],
-        );
-    }
+}
+
+/// Issues `NAME.pem` / `NAME.key` in `dir`, signed by the CA `ca` (`"ca"` or
+/// `"other-ca"`), with `subject` and the X.509v3 extensions `ext` (openssl
+/// extfile syntax, one per line). Returns (certificate, key).
+pub fn issue(dir: &Path, name: &str, ca: &str, subject: &str, ext: &str) -> (PathBuf, PathBuf) {
+    std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+    let (key, csr, pem, extfile) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+        format!("{name}.ext"),
+    );
+    let mut args = vec!["req", "-new"];
+    args.extend(EC);
+    args.extend(["-keyout", &key, "-out", &csr, "-subj", subject]);
+    openssl(dir, &args);
+    let (ca_pem, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_pem,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &pem,
+            "-extfile",
+            &extfile,
+        ],
+    );
+    (dir.join(pem), dir.join(key))
+}
+
+/// A CA, a server certificate for `localhost` only (so `127.0.0.1` is a host name
+/// mismatch), a client certificate, and an unrelated CA.
+pub fn make_certificates(dir: &Path) -> Tls {
+    make_cas(dir);
+    issue(
+        dir,
+        "server",
+        "ca",
+        "/CN=localhost",
+        "subjectAltName=DNS:localhost\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    );
+    let (client_cert, client_key) = issue(
+        dir,
+        "client",
+        "ca",
+        "/CN=rampart",
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
+    );
     Tls {
         ca: dir.join("ca.pem"),
         other_ca: dir.join("other-ca.pem"),
-        client_cert: dir.join("client.pem"),
-        client_key: dir.join("client.key"),
+        client_cert,
+        client_key,
+    }
+}
+
+/// Certificates for RadSec: rampart's server certificate (`localhost` and
+/// `127.0.0.1`), and NAS client certificates.
+pub struct RadsecCerts {
+    /// The CA rampart trusts for NAS certificates (and that signed rampart's).
+    pub ca: PathBuf,
+    /// rampart's certificate and key.
+    pub server: (PathBuf, PathBuf),
+    /// `nas1.example.com` in subjectAltName, signed by `ca`.
+    pub nas1: (PathBuf, PathBuf),
+    /// `stranger.example.com`, signed by `ca`: valid, but no client's.
+    pub stranger: (PathBuf, PathBuf),
+    /// `nas1.example.com` again, but signed by the unrelated CA.
+    pub foreign: (PathBuf, PathBuf),
+}
+
+/// Makes [`RadsecCerts`] in `dir`.
+pub fn make_radsec_certificates(dir: &Path) -> RadsecCerts {
+    make_cas(dir);
+    // radsecproxy also checks its peer's EKU: NAS certificates carry both.
+    let nas = |dns: &str| {
+        format!(
+            "subjectAltName=DNS:{dns}\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth,serverAuth\n"
+        )
+    };
+    RadsecCerts {
+        ca: dir.join("ca.pem"),
+        server: issue(
+            dir,
+            "rampart",
+            "ca",
+            "/CN=localhost",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+        ),
+        nas1: issue(dir, "nas1", "ca", "/CN=nas1", &nas("nas1.example.com")),
+        stranger: issue(
+            dir,
+            "stranger",
+            "ca",
+            "/CN=stranger",
+            &nas("stranger.example.com"),
+        ),
+        foreign: issue(
+            dir,
+            "foreign",
+            "other-ca",
+            "/CN=nas1",
+            &nas("nas1.example.com"),
+        ),
     }
 }

@@ -14,6 +14,7 @@ pub mod ntfy;
 pub mod phone;
 pub mod postgres;
 pub mod proxy;
+pub mod radsecproxy;
 pub mod recorder;
 pub mod slapd;
 pub mod twilio;
@@ -331,6 +332,20 @@ impl Rampart {
             std::thread::sleep(Duration::from_millis(20));
         }
         false
+    }
+
+    /// The RadSec listener's address (with `[radsec] listen = "127.0.0.1:0"`),
+    /// from its "listening" log line.
+    pub fn radsec(&self) -> SocketAddr {
+        let marker = "RadSec listening on tcp/";
+        assert!(
+            self.wait_for_log(marker, Duration::from_secs(10)),
+            "no RadSec listener: {}",
+            self.logs()
+        );
+        let logs = self.logs();
+        let rest = logs.split(marker).nth(1).unwrap();
+        rest.split_whitespace().next().unwrap().parse().unwrap()
     }
 
     /// Waits until at least `n` audit decisions are logged; returns the count.
