@@ -232,7 +232,7 @@ fn malformed_packets_are_dropped_counted_and_harmless() {
     let reply = radclient_auth(&rampart, "alice", &format!("pw-alice,{}", code(&seed)));
     assert_eq!(reply.code.as_deref(), Some("Access-Accept"));
     assert!(
-        rampart.wait_for_log("dropped RADIUS datagram", std::time::Duration::from_secs(5)),
+        rampart.wait_for_log("dropped RADIUS packet", std::time::Duration::from_secs(5)),
         "debug log with reason"
     );
 }
