@@ -1,4 +1,5 @@
--- rampart store schema v4 (PostgreSQL, mirrors SQLite): the phone-call PIN.
+-- rampart store schema v4 (PostgreSQL): the phone-call PIN; mirrors
+-- migrations/sqlite/0004_phone_pin.sql.
 
 -- Keyed hash (SealKey::code_hash, domain "phone-pin") of the PIN a user
 -- types on a verification call when [phone] pin is "optional" or

@@ -44,8 +44,9 @@ pub struct StoreConfig {
     #[serde(default)]
     pub pool_size: Option<u32>,
     /// PostgreSQL: milliseconds a store operation may take, waiting for a
-    /// connection (and opening one) included. While the server is down,
-    /// logins fail (`store_unavailable`) after this long. Default 2000.
+    /// connection (and opening one) included; bulk import, the full user
+    /// listing and audit pruning excepted. While the server is down, logins
+    /// fail (`store_unavailable`) after this long. Default 2000.
     #[serde(default)]
     pub timeout_ms: Option<u64>,
     /// 32-byte key file, created with mode 0600 on first start.

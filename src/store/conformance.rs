@@ -106,6 +106,7 @@ cases!(
     concurrent_replacements_leave_one_whole_set,
     import_keeps_the_last_seed_of_a_repeated_name,
     names_with_nul_are_absent,
+    devices_are_ordered_by_kind_then_label,
     phone_pin_set_replace_clear_and_delete,
 );
 
@@ -859,6 +860,36 @@ async fn names_with_nul_are_absent(s: Arc<dyn Store>) {
     };
     s.record_audit(&[event]).await.unwrap();
     assert_eq!(s.audit(None, 0, 100, 10).await.unwrap().len(), 1);
+}
+
+async fn devices_are_ordered_by_kind_then_label(s: Arc<dyn Store>) {
+    s.add_device("alice", DeviceKind::Push, "b", b"t2", 1)
+        .await
+        .unwrap();
+    s.add_device("alice", DeviceKind::Phone, "a", b"p1", 2)
+        .await
+        .unwrap();
+    s.add_device("alice", DeviceKind::Push, "B", b"t3", 3)
+        .await
+        .unwrap();
+    s.set_preferred_factor("alice", Some("push")).await.unwrap();
+    let oob = s.out_of_band("alice").await.unwrap();
+    assert_eq!(oob.preferred.as_deref(), Some("push"));
+    let got: Vec<_> = oob
+        .devices
+        .iter()
+        .map(|d| (d.kind, d.label.as_str()))
+        .collect();
+    // Byte order (upper case first), whatever the database's locale.
+    assert_eq!(
+        got,
+        vec![
+            (DeviceKind::Phone, "a"),
+            (DeviceKind::Push, "B"),
+            (DeviceKind::Push, "b")
+        ]
+    );
+    assert_eq!(s.out_of_band("nobody").await.unwrap(), Default::default());
 }
 
 async fn phone_pin_set_replace_clear_and_delete(s: Arc<dyn Store>) {

@@ -8,12 +8,16 @@
 //!
 //! Owns the connection pool (sized and bounded in time by `[store]`, see
 //! [`connect`]) and the embedded migrations in `migrations/postgres`, which
-//! mirror the SQLite ones column for column. Every operation is bounded by
-//! `timeout_ms`: while the server is unreachable calls fail with
+//! mirror the SQLite ones column for column. Every operation of the request
+//! path is bounded by `timeout_ms` (bulk import, the full user listing and
+//! audit pruning are not): while the server is unreachable calls fail with
 //! [`StoreError::Backend`] (the pipeline answers `store_unavailable`) and the
-//! pool reconnects by itself once it is back. Out-of-band enrollment lives in
-//! [`devices`], app passwords, invitations and audit in [`admin`], bulk
-//! import in [`import`].
+//! pool reconnects by itself once it is back. This file holds the pool, the
+//! migrations and the [`Store`] impl, which bounds each call and dispatches:
+//! users to `accounts`, TOTP, recovery codes and lockout to `login` (its
+//! statements in `sql`), out-of-band enrollment to `devices`, the call PIN
+//! to `phone_pin`, app passwords, invitations and audit to `admin`, bulk
+//! import to `import`.
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -21,7 +25,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::postgres::{PgPool, PgRow};
+use sqlx::postgres::PgPool;
 use sqlx::{PgTransaction, Row, SqlSafeStr};
 
 use crate::store::{
@@ -29,10 +33,13 @@ use crate::store::{
     StoreConfig, StoreError, TotpRecord, UserSummary,
 };
 
+mod accounts;
 mod admin;
 pub mod connect;
 mod devices;
 mod import;
+mod login;
+mod phone_pin;
 mod sql;
 #[cfg(test)]
 mod tests;
@@ -114,36 +121,6 @@ fn count(v: i64) -> u32 {
 /// would refuse the parameter).
 fn storable(name: &str) -> bool {
     !name.contains('\0')
-}
-
-/// The summary query (see `sqlite::summary_select`), PostgreSQL types:
-/// booleans are `bool`, `COUNT` is `bigint`, `failures` is `integer`.
-macro_rules! summary_select {
-    () => {
-        "\
-    SELECT a.name, \
-           a.password_hash IS NOT NULL AS local_password, \
-           EXISTS (SELECT 1 FROM totp t WHERE t.name = a.name) AS has_totp, \
-           (SELECT COUNT(*) FROM recovery_codes r WHERE r.name = a.name) AS codes_left, \
-           COALESCE(l.failures, 0) AS failures, \
-           l.locked_until, \
-           a.last_login, \
-           a.created_at \
-    FROM accounts a LEFT JOIN lockouts l ON l.name = a.name"
-    };
-}
-
-fn summary(row: &PgRow) -> Result<UserSummary, StoreError> {
-    Ok(UserSummary {
-        name: row.try_get("name").map_err(db)?,
-        local_password: row.try_get("local_password").map_err(db)?,
-        totp: row.try_get("has_totp").map_err(db)?,
-        recovery_codes_left: count(row.try_get("codes_left").map_err(db)?),
-        failures: count(i64::from(row.try_get::<i32, _>("failures").map_err(db)?)),
-        locked_until: row.try_get("locked_until").map_err(db)?,
-        last_login: row.try_get("last_login").map_err(db)?,
-        created_at: row.try_get("created_at").map_err(db)?,
-    })
 }
 
 impl PostgresStore {
@@ -246,148 +223,45 @@ async fn lock_account(tx: &mut PgTransaction<'static>, name: &str) -> Result<(),
 #[async_trait]
 impl Store for PostgresStore {
     async fn add_user(&self, name: &str, password_hash: &str, now: i64) -> Result<(), StoreError> {
-        self.bounded(async {
-            // One statement: insert, or give the password to an existing
-            // password-less account; zero rows changed means a local user exists.
-            let done = sqlx::query(
-                "INSERT INTO accounts AS a (name, password_hash, created_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash \
-                 WHERE a.password_hash IS NULL",
-            )
-            .bind(name)
-            .bind(password_hash)
-            .bind(now)
-            .execute(&self.pool)
+        self.bounded(self.insert_user(name, password_hash, now))
             .await
-            .map_err(db)?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::AlreadyExists(name.to_owned()));
-            }
-            Ok(())
-        })
-        .await
     }
 
     async fn set_password(&self, name: &str, password_hash: &str) -> Result<(), StoreError> {
-        self.bounded(async {
-            let done = sqlx::query(
-                "UPDATE accounts SET password_hash = $2 WHERE name = $1 AND password_hash IS NOT NULL",
-            )
-            .bind(name)
-            .bind(password_hash)
-            .execute(&self.pool)
+        self.bounded(self.update_password(name, password_hash))
             .await
-            .map_err(db)?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::NoSuchUser(name.to_owned()));
-            }
-            Ok(())
-        })
-        .await
     }
 
     async fn delete_user(&self, name: &str) -> Result<(), StoreError> {
         if !storable(name) {
             return Err(StoreError::NoSuchUser(name.to_owned()));
         }
-        self.bounded(async {
-            let mut tx = self.begin().await?;
-            let mut removed = 0;
-            // Factor tables explicitly, as in SQLite; lockouts has no FK.
-            for sql in [
-                "DELETE FROM totp WHERE name = $1",
-                "DELETE FROM recovery_codes WHERE name = $1",
-                "DELETE FROM devices WHERE name = $1",
-                "DELETE FROM sms_codes WHERE name = $1",
-                "DELETE FROM app_passwords WHERE name = $1",
-                "DELETE FROM invitations WHERE name = $1",
-                "DELETE FROM lockouts WHERE name = $1",
-                "DELETE FROM accounts WHERE name = $1",
-            ] {
-                removed += sqlx::query(sql)
-                    .bind(name)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?
-                    .rows_affected();
-            }
-            if removed == 0 {
-                // Nothing changed; dropping the transaction rolls it back.
-                return Err(StoreError::NoSuchUser(name.to_owned()));
-            }
-            tx.commit().await.map_err(db)
-        })
-        .await
+        self.bounded(self.delete_user_rows(name)).await
     }
 
     async fn list_users(&self) -> Result<Vec<UserSummary>, StoreError> {
-        self.bounded(async {
-            // Byte order, as SQLite's BINARY collation, whatever the database locale.
-            sqlx::query(concat!(summary_select!(), " ORDER BY a.name COLLATE \"C\""))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db)?
-                .iter()
-                .map(summary)
-                .collect()
-        })
-        .await
+        // Not bounded by `timeout_ms`: an administrator's listing (and the
+        // import's check of who is enrolled) may read a hundred thousand rows.
+        self.read_users().await
     }
 
     async fn user(&self, name: &str) -> Result<Option<UserSummary>, StoreError> {
         if !storable(name) {
             return Ok(None);
         }
-        self.bounded(async {
-            sqlx::query(concat!(summary_select!(), " WHERE a.name = $1"))
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db)?
-                .as_ref()
-                .map(summary)
-                .transpose()
-        })
-        .await
+        self.bounded(self.read_user(name)).await
     }
 
     async fn password_hash(&self, name: &str) -> Result<Option<String>, StoreError> {
         if !storable(name) {
             return Ok(None);
         }
-        self.bounded(async {
-            let row = sqlx::query("SELECT password_hash FROM accounts WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db)?;
-            match row {
-                Some(row) => row.try_get("password_hash").map_err(db),
-                None => Ok(None),
-            }
-        })
-        .await
+        self.bounded(self.read_password_hash(name)).await
     }
 
     async fn set_totp(&self, name: &str, sealed_secret: &[u8], now: i64) -> Result<(), StoreError> {
-        self.bounded(async {
-            let mut tx = self.begin().await?;
-            ensure_account(&mut tx, name, now).await?;
-            // A new seed starts a new step history.
-            sqlx::query(
-                "INSERT INTO totp (name, sealed_secret, last_step, created_at) VALUES ($1, $2, NULL, $3) \
-                 ON CONFLICT (name) DO UPDATE SET sealed_secret = excluded.sealed_secret, \
-                 last_step = NULL, created_at = excluded.created_at",
-            )
-            .bind(name)
-            .bind(sealed_secret)
-            .bind(now)
-            .execute(&mut *tx)
+        self.bounded(self.write_totp(name, sealed_secret, now))
             .await
-            .map_err(db)?;
-            tx.commit().await.map_err(db)
-        })
-        .await
     }
 
     async fn import_totp(&self, seeds: &[(String, Vec<u8>)], now: i64) -> Result<(), StoreError> {
@@ -399,21 +273,7 @@ impl Store for PostgresStore {
         if !storable(name) {
             return Ok(None);
         }
-        self.bounded(async {
-            let row = sqlx::query("SELECT sealed_secret, last_step FROM totp WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db)?;
-            row.map(|row| {
-                Ok(TotpRecord {
-                    sealed_secret: row.try_get("sealed_secret").map_err(db)?,
-                    last_step: row.try_get("last_step").map_err(db)?,
-                })
-            })
-            .transpose()
-        })
-        .await
+        self.bounded(self.read_totp(name)).await
     }
 
     async fn login_state(&self, name: &str, now: i64) -> Result<LoginState, StoreError> {
@@ -429,45 +289,14 @@ impl Store for PostgresStore {
                 })
                 .await;
         }
-        self.bounded(async {
-            let row = sqlx::query(sql::LOGIN_STATE)
-                .bind(name)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(db)?;
-            let sealed: Option<Vec<u8>> = row.try_get("sealed_secret").map_err(db)?;
-            let locked_until: Option<i64> = row.try_get("locked_until").map_err(db)?;
-            let failures: Option<i32> = row.try_get("failures").map_err(db)?;
-            Ok(LoginState {
-                locked_until: locked_until.filter(|until| *until > now),
-                failures: count(i64::from(failures.unwrap_or(0))),
-                last_login: row.try_get("last_login").map_err(db)?,
-                has_account: row.try_get("has_account").map_err(db)?,
-                totp: match sealed {
-                    Some(sealed_secret) => Some(TotpRecord {
-                        sealed_secret,
-                        last_step: row.try_get("last_step").map_err(db)?,
-                    }),
-                    None => None,
-                },
-            })
-        })
-        .await
+        self.bounded(self.read_login_state(name, now)).await
     }
 
     async fn remove_totp(&self, name: &str) -> Result<bool, StoreError> {
         if !storable(name) {
             return Ok(false);
         }
-        self.bounded(async {
-            let done = sqlx::query("DELETE FROM totp WHERE name = $1")
-                .bind(name)
-                .execute(&self.pool)
-                .await
-                .map_err(db)?;
-            Ok(done.rows_affected() > 0)
-        })
-        .await
+        self.bounded(self.delete_totp(name)).await
     }
 
     async fn claim_totp_step(&self, name: &str, step: i64) -> Result<bool, StoreError> {
@@ -477,16 +306,7 @@ impl Store for PostgresStore {
         // Compare-and-set in one statement: of racing claims for the same
         // step (from any node), the first to commit changes the row; the
         // others wait for it, re-check `last_step < $2`, and match nothing.
-        self.bounded(async {
-            let done = sqlx::query(sql::CLAIM_STEP)
-                .bind(name)
-                .bind(step)
-                .execute(&self.pool)
-                .await
-                .map_err(db)?;
-            Ok(done.rows_affected() == 1)
-        })
-        .await
+        self.bounded(self.claim_step(name, step)).await
     }
 
     async fn replace_recovery_codes(
@@ -495,30 +315,8 @@ impl Store for PostgresStore {
         hashes: &[String],
         now: i64,
     ) -> Result<(), StoreError> {
-        self.bounded(async {
-            let mut tx = self.begin().await?;
-            ensure_account(&mut tx, name, now).await?;
-            lock_account(&mut tx, name).await?;
-            sqlx::query("DELETE FROM recovery_codes WHERE name = $1")
-                .bind(name)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-            // A duplicate hash in the input is one code, not an error.
-            sqlx::query(
-                "INSERT INTO recovery_codes (name, hash, created_at) \
-                 SELECT $1, hash, $3 FROM UNNEST($2::text[]) AS hash \
-                 ON CONFLICT (name, hash) DO NOTHING",
-            )
-            .bind(name)
-            .bind(hashes)
-            .bind(now)
-            .execute(&mut *tx)
+        self.bounded(self.write_recovery_codes(name, hashes, now))
             .await
-            .map_err(db)?;
-            tx.commit().await.map_err(db)
-        })
-        .await
     }
 
     async fn consume_recovery_code(&self, name: &str, hash: &str) -> Result<bool, StoreError> {
@@ -526,16 +324,7 @@ impl Store for PostgresStore {
             return Ok(false);
         }
         // The DELETE is the check: only one racing caller can remove the row.
-        self.bounded(async {
-            let done = sqlx::query(sql::CONSUME_RECOVERY_CODE)
-                .bind(name)
-                .bind(hash)
-                .execute(&self.pool)
-                .await
-                .map_err(db)?;
-            Ok(done.rows_affected() == 1)
-        })
-        .await
+        self.bounded(self.take_recovery_code(name, hash)).await
     }
 
     async fn record_failure(
@@ -552,38 +341,14 @@ impl Store for PostgresStore {
         // A threshold of 0 behaves as 1 (see the SQLite store).
         let max = i64::from(max_failures.max(1));
         let until = now.saturating_add(lock_secs);
-        self.bounded(async {
-            let row = sqlx::query(sql::RECORD_FAILURE)
-                .bind(name)
-                .bind(max)
-                .bind(until)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(db)?;
-            let failures: i32 = row.try_get("failures").map_err(db)?;
-            if failures == 0 {
-                Ok(row.try_get("locked_until").map_err(db)?)
-            } else {
-                Ok(None)
-            }
-        })
-        .await
+        self.bounded(self.count_failure(name, max, until)).await
     }
 
     async fn record_success(&self, name: &str, now: i64) -> Result<(), StoreError> {
         if !storable(name) {
             return Ok(());
         }
-        self.bounded(async {
-            sqlx::query(sql::RECORD_SUCCESS)
-                .bind(name)
-                .bind(now)
-                .execute(&self.pool)
-                .await
-                .map_err(db)?;
-            Ok(())
-        })
-        .await
+        self.bounded(self.note_success(name, now)).await
     }
 
     async fn add_device(
@@ -642,6 +407,24 @@ impl Store for PostgresStore {
             return Ok(false);
         }
         self.bounded(self.consume_sms_code(name, hash, now)).await
+    }
+
+    async fn set_phone_pin(&self, name: &str, hash: &str, now: i64) -> Result<(), StoreError> {
+        self.bounded(self.write_phone_pin(name, hash, now)).await
+    }
+
+    async fn phone_pin_hash(&self, name: &str) -> Result<Option<String>, StoreError> {
+        if !storable(name) {
+            return Ok(None);
+        }
+        self.bounded(self.read_phone_pin(name)).await
+    }
+
+    async fn clear_phone_pin(&self, name: &str) -> Result<bool, StoreError> {
+        if !storable(name) {
+            return Ok(false);
+        }
+        self.bounded(self.delete_phone_pin(name)).await
     }
 
     async fn lock_user(&self, name: &str, until: i64) -> Result<(), StoreError> {
@@ -712,7 +495,9 @@ impl Store for PostgresStore {
     }
 
     async fn prune_audit(&self, before: i64) -> Result<u64, StoreError> {
-        self.bounded(self.delete_audit_before(before)).await
+        // Not bounded by `timeout_ms`: a day of decisions can be millions of
+        // rows, and the background pruner has no one waiting on it.
+        self.delete_audit_before(before).await
     }
 
     async fn audit(
@@ -729,77 +514,10 @@ impl Store for PostgresStore {
             .await
     }
 
-    async fn set_phone_pin(&self, name: &str, hash: &str, now: i64) -> Result<(), StoreError> {
-        self.bounded(async {
-            let mut tx = self.begin().await?;
-            ensure_account(&mut tx, name, now).await?;
-            sqlx::query("UPDATE accounts SET phone_pin_hash = $2 WHERE name = $1")
-                .bind(name)
-                .bind(hash)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-            tx.commit().await.map_err(db)
-        })
-        .await
-    }
-
-    async fn phone_pin_hash(&self, name: &str) -> Result<Option<String>, StoreError> {
-        if !storable(name) {
-            return Ok(None);
-        }
-        self.bounded(async {
-            let row = sqlx::query("SELECT phone_pin_hash FROM accounts WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db)?;
-            match row {
-                Some(row) => row.try_get("phone_pin_hash").map_err(db),
-                None => Ok(None),
-            }
-        })
-        .await
-    }
-
-    async fn clear_phone_pin(&self, name: &str) -> Result<bool, StoreError> {
-        if !storable(name) {
-            return Ok(false);
-        }
-        self.bounded(async {
-            let done = sqlx::query(
-                "UPDATE accounts SET phone_pin_hash = NULL \
-                 WHERE name = $1 AND phone_pin_hash IS NOT NULL",
-            )
-            .bind(name)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-            Ok(done.rows_affected() > 0)
-        })
-        .await
-    }
-
     async fn unlock(&self, name: &str) -> Result<bool, StoreError> {
         if !storable(name) {
             return Ok(false);
         }
-        self.bounded(async {
-            // Deleting the row clears both fields; RETURNING yields the old
-            // values, so the answer and the change are one atomic statement.
-            let row = sqlx::query("DELETE FROM lockouts WHERE name = $1 RETURNING locked_until")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db)?;
-            match row {
-                Some(row) => Ok(row
-                    .try_get::<Option<i64>, _>("locked_until")
-                    .map_err(db)?
-                    .is_some()),
-                None => Ok(false),
-            }
-        })
-        .await
+        self.bounded(self.delete_lock(name)).await
     }
 }

@@ -225,6 +225,7 @@ fn postgres_restart_rejects_meanwhile_and_recovers_without_losing_anything() {
     );
     assert!(r.wait_for_log("store_unavailable", Duration::from_secs(5)));
     assert!(r.metric(r#"rampart_rejects_total{reason="store_unavailable"}"#) >= 1.0);
+    assert!(r.metric(r#"rampart_store_errors_total{operation="login_state"}"#) >= 1.0);
     assert_eq!(http_status(r.metrics, "/readyz"), 503);
 
     pg.start_again();
@@ -317,4 +318,115 @@ fn store_keys_are_checked_per_backend() {
         err.contains("store.pool_size: only for PostgreSQL"),
         "{err}"
     );
+}
+
+/// `rampart user list` against `[store]`: (exit code, stderr).
+fn list_users(dir: &Path, store: &str) -> (i32, String) {
+    let config = write_config(
+        dir,
+        &Options {
+            store: Some(store.to_string()),
+            ..Options::default()
+        },
+    );
+    let (status, _, err) = cli(&config, &["user", "list"], "");
+    (status, err)
+}
+
+#[test]
+fn tls_is_verified_and_client_certificates_authenticate() {
+    let certs = tempfile::tempdir().unwrap();
+    let tls = crate::common::certs::make_certificates(certs.path());
+    let pg = Postgres::start_tls(
+        &certs.path().join("server.pem"),
+        &certs.path().join("server.key"),
+        &tls.ca,
+    );
+    pg.create_database("rampart");
+    pg.create_database("certdb");
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("rampart.key");
+    let url = |host: &str, database: &str, password: bool| {
+        let secret = if password {
+            format!(":{PASSWORD}")
+        } else {
+            String::new()
+        };
+        format!(
+            "url = \"postgres://rampart{secret}@{host}:{}/{database}\"\nkey_file = \"{}\"\n",
+            pg.port,
+            key.display()
+        )
+    };
+    let ca = |file: &Path| format!("ca_file = \"{}\"\n", file.display());
+
+    // verify-full with the right CA and host name: connected (password over TLS).
+    let good = format!(
+        "{}tls_mode = \"verify-full\"\n{}",
+        url("localhost", "rampart", true),
+        ca(&tls.ca)
+    );
+    let (status, err) = list_users(dir.path(), &good);
+    assert_eq!(status, 0, "{err}");
+    // The server takes no plain TCP, so that was TLS; without it, refused.
+    let (status, err) = list_users(
+        dir.path(),
+        &format!(
+            "{}tls_mode = \"disable\"\n",
+            url("localhost", "rampart", true)
+        ),
+    );
+    assert_ne!(status, 0);
+    assert!(err.contains("no encryption"), "{err}");
+    // Another CA: the certificate is not trusted.
+    let (status, err) = list_users(
+        dir.path(),
+        &format!(
+            "{}tls_mode = \"verify-full\"\n{}",
+            url("localhost", "rampart", true),
+            ca(&tls.other_ca)
+        ),
+    );
+    assert_ne!(status, 0);
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    // The certificate is for localhost: 127.0.0.1 fails verify-full, passes verify-ca.
+    let (status, err) = list_users(
+        dir.path(),
+        &format!(
+            "{}tls_mode = \"verify-full\"\n{}",
+            url("127.0.0.1", "rampart", true),
+            ca(&tls.ca)
+        ),
+    );
+    assert_ne!(status, 0, "{err}");
+    let (status, err) = list_users(
+        dir.path(),
+        &format!(
+            "{}tls_mode = \"verify-ca\"\n{}",
+            url("127.0.0.1", "rampart", true),
+            ca(&tls.ca)
+        ),
+    );
+    assert_eq!(status, 0, "{err}");
+
+    // `cert` authentication: the client certificate (CN rampart), no password.
+    let client = format!(
+        "{}tls_mode = \"verify-full\"\n{}client_cert_file = \"{}\"\nclient_key_file = \"{}\"\n",
+        url("localhost", "certdb", false),
+        ca(&tls.ca),
+        tls.client_cert.display(),
+        tls.client_key.display()
+    );
+    let (status, err) = list_users(dir.path(), &client);
+    assert_eq!(status, 0, "{err}");
+    let (status, err) = list_users(
+        dir.path(),
+        &format!(
+            "{}tls_mode = \"verify-full\"\n{}",
+            url("localhost", "certdb", false),
+            ca(&tls.ca)
+        ),
+    );
+    assert_ne!(status, 0, "without the client certificate: {err}");
+    assert!(!err.contains(PASSWORD));
 }

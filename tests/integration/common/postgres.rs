@@ -36,6 +36,8 @@ pub struct Postgres {
     bin: PathBuf,
     /// `setpriv` arguments when running as root.
     run_as: Vec<String>,
+    /// (uid, gid) the server runs as, when not the test's own.
+    owner: Option<(u32, u32)>,
     settings: Vec<String>,
     starts: usize,
     child: Option<Child>,
@@ -93,13 +95,55 @@ impl Postgres {
         Postgres::start_with(&["fsync=off", "full_page_writes=off"])
     }
 
+    /// A fresh server that takes only TLS over TCP: `cert` authentication
+    /// (client certificate CN = user) for the database `certdb`, SCRAM for the
+    /// others, plain TCP refused. `server` and `key` are PEM files (for
+    /// `localhost`), `ca` signs the client certificates.
+    pub fn start_tls(server: &Path, key: &Path, ca: &Path) -> Postgres {
+        let mut pg = Postgres::init(&["fsync=off", "full_page_writes=off"]);
+        for (from, to) in [(server, "server.pem"), (key, "server.key"), (ca, "ca.pem")] {
+            let to = pg.dir.path().join(to);
+            std::fs::copy(from, &to).unwrap();
+            std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
+            if let Some((uid, gid)) = pg.owner {
+                std::os::unix::fs::chown(&to, Some(uid), Some(gid)).unwrap();
+            }
+        }
+        std::fs::write(
+            pg.data().join("pg_hba.conf"),
+            "local all all trust\n\
+             hostssl certdb all 127.0.0.1/32 cert\n\
+             hostssl all all 127.0.0.1/32 scram-sha-256\n\
+             host all all 127.0.0.1/32 reject\n",
+        )
+        .unwrap();
+        let dir = pg.dir.path().to_path_buf();
+        pg.settings.extend([
+            "ssl=on".to_string(),
+            format!("ssl_cert_file={}", dir.join("server.pem").display()),
+            format!("ssl_key_file={}", dir.join("server.key").display()),
+            format!("ssl_ca_file={}", dir.join("ca.pem").display()),
+        ]);
+        pg.spawn();
+        pg
+    }
+
     /// A fresh server with extra `-c name=value` settings.
     pub fn start_with(settings: &[&str]) -> Postgres {
+        let mut pg = Postgres::init(settings);
+        pg.spawn();
+        pg
+    }
+
+    /// `initdb` in a fresh directory; not started.
+    fn init(settings: &[&str]) -> Postgres {
         let dir = tempfile::Builder::new()
             .prefix("rampart-pg")
             .tempdir()
             .unwrap();
         let mut run_as = Vec::new();
+        let mut owner = None;
         if id(&["-u"]) == Some(0) {
             // PostgreSQL will not run as root: hand the directory to a system user.
             let user = if id(&["-u", "postgres"]).is_some() {
@@ -110,6 +154,7 @@ impl Postgres {
             let uid = id(&["-u", user]).unwrap();
             let gid = id(&["-g", user]).unwrap();
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
+            owner = Some((uid, gid));
             run_as = vec![
                 "setpriv".into(),
                 format!("--reuid={uid}"),
@@ -118,11 +163,12 @@ impl Postgres {
                 "--".into(),
             ];
         }
-        let mut pg = Postgres {
+        let pg = Postgres {
             dir,
             port: free_port(),
             bin: bin_dir(),
             run_as,
+            owner,
             settings: settings.iter().map(|s| s.to_string()).collect(),
             starts: 0,
             child: None,
@@ -137,7 +183,6 @@ impl Postgres {
             .args(["--auth-local=trust", "--auth-host=scram-sha-256"])
             .arg(format!("--pwfile={}", password_file.display())));
         std::fs::remove_file(&password_file).unwrap();
-        pg.spawn();
         pg
     }
 
@@ -288,9 +333,4 @@ impl Drop for Postgres {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// The data directory of a server, for messages.
-pub fn describe(pg: &Postgres) -> &Path {
-    pg.dir.path()
 }
