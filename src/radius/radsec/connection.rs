@@ -105,8 +105,8 @@ fn identify(
             return None;
         }
     };
-    match clients.lookup_radsec(peer.ip(), &identity) {
-        Some(client) => Some((identity.clone(), client.clone())),
+    match clients.lookup_radsec(peer.ip(), &identity).cloned() {
+        Some(client) => Some((identity, client)),
         None => {
             info!(
                 %peer,
