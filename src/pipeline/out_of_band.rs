@@ -403,9 +403,18 @@ impl Pipeline {
             }
             Waiting::Joined(joined) => (joined.wait(timeout).await, true),
         };
-        let verdict = self
-            .answer_verdict(&user, answer, factor, &state, reply_attributes, now, joined)
-            .await;
+        // Boxed: its state exists only after the answer, so the waiting
+        // future does not carry its size for the tens of seconds of a wait.
+        let verdict = Box::pin(self.answer_verdict(
+            &user,
+            answer,
+            factor,
+            &state,
+            reply_attributes,
+            now,
+            joined,
+        ))
+        .await;
         super::stage_done("factor", factor_started);
         verdict
     }
