@@ -16,6 +16,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use tracing::{debug, warn};
 
+use super::attr;
 use super::clients::Client;
 use super::crypto::{MessageAuthenticatorCheck, check_request_message_authenticator};
 use super::dedup::{DuplicateCache, RequestKey, Seen};
@@ -146,7 +147,7 @@ pub async fn process(
     dedup: &DuplicateCache,
 ) -> Option<Vec<u8>> {
     let NewRequest { packet, key } = request;
-    match answer(&packet, client, peer, handler).await {
+    match answer(packet, client, peer, handler).await {
         Some(reply) => {
             dedup.complete(key, reply.clone(), Instant::now());
             Some(reply)
@@ -160,13 +161,13 @@ pub async fn process(
 
 /// Runs one Access-Request through the handler and encodes the reply.
 async fn answer(
-    packet: &Packet,
+    mut packet: Packet,
     client: &Client,
     peer: SocketAddr,
     handler: &dyn Handler,
 ) -> Option<Vec<u8>> {
     let secret = client.secret.expose();
-    let request = match AccessRequest::from_packet(packet, secret, client.name.clone(), peer) {
+    let request = match AccessRequest::from_packet(&packet, secret, client.name.clone(), peer) {
         Ok(request) => request,
         Err(error) => {
             debug!(%peer, %error, "undecodable Access-Request");
@@ -174,8 +175,13 @@ async fn answer(
             return None;
         }
     };
+    // The reply needs only the identifier, the authenticator and Proxy-State
+    // (RFC 2865 §5.33): keep just those while the handler runs, which for a
+    // push or call is tens of seconds.
+    packet.attributes.retain(|a| a.typ == attr::PROXY_STATE);
+    packet.attributes.shrink_to_fit();
     let decision = handler.handle(request).await;
-    match encode_reply(&decision, packet, secret) {
+    match encode_reply(&decision, &packet, secret) {
         Ok(reply) => Some(reply),
         Err(error) => {
             warn!(%error, "cannot encode reply");

@@ -260,11 +260,11 @@ fn a_reload_remaps_radsec_clients_on_open_connections() {
         closed(&mut tls),
         "the open connection ends at its next packet"
     );
-    assert!(
-        rampart
-            .logs()
-            .contains("RadSec client no longer configured")
-    );
+    // The log line is read from stderr by another thread: wait for it.
+    assert!(rampart.wait_for_log(
+        "RadSec client no longer configured",
+        std::time::Duration::from_secs(5)
+    ));
     // A new connection with the same certificate is refused.
     let mut tls = connect(&rampart, &certs, &certs.nas1);
     assert!(closed(&mut tls));
