@@ -414,14 +414,14 @@ fn validate_clients(file: &ConfigFile, problems: &mut Problems) -> Clients {
                 );
             }
             radsec_clients.push(RadsecClient {
-                client: Client {
+                client: std::sync::Arc::new(Client {
                     name: section.name.as_str().into(),
                     network: network
                         .unwrap_or_else(|| IpNet::from(std::net::IpAddr::from([0, 0, 0, 0]))),
                     secret: Secret::new(crate::radius::radsec::RADSEC_SECRET.to_vec()),
                     require_message_authenticator: section.require_message_authenticator,
                     allow_app_passwords: section.allow_app_passwords,
-                },
+                }),
                 cert_name,
                 address: network,
             });

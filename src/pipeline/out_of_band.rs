@@ -348,7 +348,7 @@ impl Pipeline {
                 )),
             );
         }
-        let approval = oob.approval(&parked.txn, context);
+        let approval = oob.approval(&parked.txn(), context);
         // The semaphore is never closed, so acquiring only waits.
         let slot = oob.deliveries.acquire().await.ok();
         let delivered = deliver(approval).await;
@@ -382,40 +382,34 @@ impl Pipeline {
     /// big decision future is gone (see [`Held`]), so a parked login costs
     /// only this small future and the table entries.
     pub(super) async fn finish_held(&self, held: Held) -> Verdict {
-        let Held {
-            waiting,
-            user,
-            factor,
-            state,
-            reply_attributes,
-            now,
-            timeout,
-            factor_started,
-        } = held;
-        let (answer, joined) = match waiting {
+        // Fields are used in place, not destructured: an async fn keeps its
+        // argument for the whole wait, and bindings moved out of it would be
+        // kept beside it.
+        let factor = held.factor;
+        let (answer, joined) = match held.waiting {
             Waiting::Parked(parked) => {
                 metrics::gauge!("rampart_oob_pending").increment(1.0);
-                let answer = parked.wait(timeout).await;
+                let answer = parked.wait(held.timeout).await;
                 metrics::gauge!("rampart_oob_pending").decrement(1.0);
                 metrics::counter!("rampart_oob_outcomes_total", "channel" => factor, "outcome" => answer.as_str())
                     .increment(1);
                 (answer, false)
             }
-            Waiting::Joined(joined) => (joined.wait(timeout).await, true),
+            Waiting::Joined(joined) => (joined.wait(held.timeout).await, true),
         };
         // Boxed: its state exists only after the answer, so the waiting
         // future does not carry its size for the tens of seconds of a wait.
         let verdict = Box::pin(self.answer_verdict(
-            &user,
+            &held.user,
             answer,
             factor,
-            &state,
-            reply_attributes,
-            now,
+            &held.state,
+            held.reply_attributes,
+            held.now,
             joined,
         ))
         .await;
-        super::stage_done("factor", factor_started);
+        super::stage_done("factor", held.factor_started);
         verdict
     }
 
@@ -647,7 +641,7 @@ impl Pipeline {
                 "accept" => Answer::Approved,
                 _ => Answer::Denied,
             };
-            let _ = oob.pending.resolve(&parked.txn, answer);
+            let _ = oob.pending.resolve(&parked.txn(), answer);
         }
         verdict
     }

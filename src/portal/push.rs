@@ -103,7 +103,7 @@ pub(super) async fn start_push(
         calling_station_id: ip.map(|ip| ip.to_string()),
         time: unix_now(),
     };
-    let mut approval = oob.approval(&parked.txn, context);
+    let mut approval = oob.approval(&parked.txn(), context);
     let title = &portal.config.title;
     approval.message = match purpose {
         PushPurpose::Enroll => {

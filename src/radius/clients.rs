@@ -31,7 +31,7 @@ pub struct Client {
 pub struct RadsecClient {
     /// The client; its secret is `radsec` (RFC 6614 §2.3) and its `network`
     /// is unused here (see `address`).
-    pub client: Client,
+    pub client: Arc<Client>,
     /// The name its certificate must carry, if the certificate identifies it.
     pub cert_name: Option<CertName>,
     /// The addresses it may connect from, if the address identifies it (or
@@ -53,7 +53,9 @@ impl RadsecClient {
 /// device out of a wider subnet entry.
 #[derive(Debug, Clone, Default)]
 pub struct Clients {
-    by_specificity: Vec<Client>,
+    /// Shared, so a request holds its client by reference count (a held
+    /// login keeps it for tens of seconds) instead of a copy of its secret.
+    by_specificity: Vec<Arc<Client>>,
     radsec: Vec<RadsecClient>,
 }
 
@@ -62,7 +64,7 @@ impl Clients {
     pub fn new(mut clients: Vec<Client>) -> Clients {
         clients.sort_by_key(|c| std::cmp::Reverse(c.network.prefix_len()));
         Clients {
-            by_specificity: clients,
+            by_specificity: clients.into_iter().map(Arc::new).collect(),
             radsec: Vec::new(),
         }
     }
@@ -82,7 +84,7 @@ impl Clients {
 
     /// The client a datagram from `ip` belongs to, if any. IPv4-mapped IPv6 source
     /// addresses match IPv4 entries.
-    pub fn lookup(&self, ip: IpAddr) -> Option<&Client> {
+    pub fn lookup(&self, ip: IpAddr) -> Option<&Arc<Client>> {
         let ip = unmapped(ip);
         self.by_specificity.iter().find(|c| c.network.contains(&ip))
     }
@@ -90,7 +92,7 @@ impl Clients {
     /// The client a RadSec connection from `ip` whose certificate says
     /// `identity` belongs to, if any: an unknown peer is refused even with a
     /// certificate from the trusted CA.
-    pub fn lookup_radsec(&self, ip: IpAddr, identity: &PeerIdentity) -> Option<&Client> {
+    pub fn lookup_radsec(&self, ip: IpAddr, identity: &PeerIdentity) -> Option<&Arc<Client>> {
         let ip = unmapped(ip);
         self.radsec
             .iter()
@@ -112,10 +114,10 @@ impl Clients {
     /// RadSec-only ones.
     pub fn iter(&self) -> impl Iterator<Item = &Client> {
         let udp = &self.by_specificity;
-        udp.iter().chain(
+        udp.iter().map(|c| &**c).chain(
             self.radsec
                 .iter()
-                .map(|c| &c.client)
+                .map(|c| &*c.client)
                 .filter(move |c| !udp.iter().any(|u| u.name == c.name)),
         )
     }
@@ -176,7 +178,7 @@ mod tests {
 
     fn radsec(name: &str, cert: Option<&str>, address: Option<&str>) -> RadsecClient {
         RadsecClient {
-            client: client(name, "0.0.0.0/0"),
+            client: Arc::new(client(name, "0.0.0.0/0")),
             cert_name: cert.map(|c| CertName::parse(c).unwrap()),
             address: address.map(|a| a.parse().unwrap()),
         }
@@ -194,7 +196,7 @@ mod tests {
             ),
         ]);
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        let name = |c: Option<&Client>| c.map(|c| c.name.to_string());
+        let name = |c: Option<&Arc<Client>>| c.map(|c| c.name.to_string());
         let nas1 = identity(&["NAS1.example.com"], Some("whatever"));
         assert_eq!(
             name(clients.lookup_radsec(ip("203.0.113.1"), &nas1)),

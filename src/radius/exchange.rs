@@ -58,6 +58,14 @@ pub enum Admission {
 /// An admitted Access-Request, registered in the duplicate cache as in flight.
 #[derive(Debug)]
 pub struct NewRequest {
+    /// Boxed: the request's task keeps it for as long as the handler runs
+    /// (tens of seconds for a held login), and each future on the way moves
+    /// one pointer instead of a copy of the packet and key.
+    admitted: Box<Admitted>,
+}
+
+#[derive(Debug)]
+struct Admitted {
     packet: Packet,
     key: RequestKey,
 }
@@ -65,7 +73,7 @@ pub struct NewRequest {
 impl NewRequest {
     /// The RADIUS Identifier, for logs.
     pub fn identifier(&self) -> u8 {
-        self.packet.identifier
+        self.admitted.packet.identifier
     }
 }
 
@@ -107,7 +115,9 @@ pub fn admit(bytes: &[u8], client: &Client, peer: SocketAddr, dedup: &DuplicateC
         authenticator: packet.authenticator,
     };
     match dedup.begin(key, Instant::now()) {
-        Seen::New => Admission::New(NewRequest { packet, key }),
+        Seen::New => Admission::New(NewRequest {
+            admitted: Box::new(Admitted { packet, key }),
+        }),
         Seen::InFlight => {
             debug!(%peer, id = packet.identifier, "retransmission while in flight: dropped");
             metrics::counter!("rampart_radius_duplicates_total", "kind" => "in_flight")
@@ -131,7 +141,7 @@ fn dropped(reason: &'static str, peer: SocketAddr) -> Admission {
 /// counted as dropped under `reason` and forgotten by the duplicate cache, so
 /// a retransmission is processed.
 pub fn refuse(request: NewRequest, reason: &'static str, peer: SocketAddr, dedup: &DuplicateCache) {
-    dedup.abandon(request.key);
+    dedup.abandon(request.admitted.key);
     drop_packet(reason, peer);
 }
 
@@ -146,14 +156,14 @@ pub async fn process(
     handler: &dyn Handler,
     dedup: &DuplicateCache,
 ) -> Option<Vec<u8>> {
-    let NewRequest { packet, key } = request;
-    match answer(packet, client, peer, handler).await {
+    let mut admitted = request.admitted;
+    match answer(&mut admitted.packet, client, peer, handler).await {
         Some(reply) => {
-            dedup.complete(key, reply.clone(), Instant::now());
+            dedup.complete(admitted.key, reply.clone(), Instant::now());
             Some(reply)
         }
         None => {
-            dedup.abandon(key);
+            dedup.abandon(admitted.key);
             None
         }
     }
@@ -161,13 +171,13 @@ pub async fn process(
 
 /// Runs one Access-Request through the handler and encodes the reply.
 async fn answer(
-    mut packet: Packet,
+    packet: &mut Packet,
     client: &Client,
     peer: SocketAddr,
     handler: &dyn Handler,
 ) -> Option<Vec<u8>> {
     let secret = client.secret.expose();
-    let request = match AccessRequest::from_packet(&packet, secret, client.name.clone(), peer) {
+    let request = match AccessRequest::from_packet(packet, secret, client.name.clone(), peer) {
         Ok(request) => request,
         Err(error) => {
             debug!(%peer, %error, "undecodable Access-Request");
@@ -181,7 +191,7 @@ async fn answer(
     packet.attributes.retain(|a| a.typ == attr::PROXY_STATE);
     packet.attributes.shrink_to_fit();
     let decision = handler.handle(request).await;
-    match encode_reply(&decision, &packet, secret) {
+    match encode_reply(&decision, packet, secret) {
         Ok(reply) => Some(reply),
         Err(error) => {
             warn!(%error, "cannot encode reply");

@@ -166,7 +166,16 @@ pub async fn serve(
 }
 
 async fn send(socket: &UdpSocket, reply: &[u8], peer: SocketAddr) {
-    if let Err(error) = socket.send_to(reply, peer).await {
+    // A UDP send almost never has to wait, so try it at once; the waiting
+    // send is boxed so that every request task (held logins included, for
+    // tens of seconds) does not carry the size of its future.
+    let sent = match socket.try_send_to(reply, peer) {
+        Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+            Box::pin(socket.send_to(reply, peer)).await
+        }
+        other => other,
+    };
+    if let Err(error) = sent {
         warn!(%peer, %error, "cannot send RADIUS reply");
     }
 }

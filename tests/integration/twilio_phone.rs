@@ -90,7 +90,7 @@ impl PhoneRig {
     /// Calls `number` for a new login of `user`; returns the answer and txn.
     async fn login(&self, user: &str, number: &str) -> (Answer, String) {
         let parked = self.park(user);
-        let txn = parked.txn.clone();
+        let txn = parked.txn();
         let approval = self.oob.approval(&txn, Self::context(user));
         self.caller
             .call(number, &approval, CallPrompt::Pound)
@@ -194,7 +194,7 @@ async fn forged_callbacks_are_refused() {
         counter(r#"rampart_twilio_callbacks_total{callback="gather",outcome="bad_signature"}"#);
     rig.twilio.sign_with("not-the-auth-token");
     let parked = rig.park("mallory-target");
-    let txn = parked.txn.clone();
+    let txn = parked.txn();
     let approval = rig.oob.approval(&txn, PhoneRig::context("mallory-target"));
     rig.caller
         .call("+15551250001", &approval, CallPrompt::Pound)

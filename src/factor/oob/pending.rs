@@ -1,6 +1,6 @@
 //! Logins parked while an out-of-band factor runs. A parked login is a
-//! future waiting on a `watch` channel — no thread, no polling — so tens of
-//! thousands can wait at once for a few hundred bytes each.
+//! future waiting on a `oneshot` channel — no thread, no polling — so tens of
+//! thousands can wait at once for a few hundred bytes each (`benches/hold.sh`).
 //!
 //! At most one transaction per user. A second login of the same user from the
 //! same NAS and station (the NAS retrying with a new packet, or the user
@@ -13,12 +13,29 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::oneshot;
 
 use super::{Answer, Channel};
 
 /// Hard cap so a flood of logins cannot exhaust memory.
 const MAX_PENDING: usize = 500_000;
+
+/// A transaction id: 128 random bits, written as 32 lowercase hex digits in
+/// URLs and tokens, kept as a number here (one word pair per table entry
+/// instead of a string in each of the two maps).
+type TxnId = u128;
+
+fn render(id: TxnId) -> String {
+    format!("{id:032x}")
+}
+
+fn parse(txn: &str) -> Option<TxnId> {
+    let lowercase_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+    if txn.len() != 32 || !txn.bytes().all(lowercase_hex) {
+        return None;
+    }
+    TxnId::from_str_radix(txn, 16).ok()
+}
 
 /// What identifies "the same login attempt" for joining.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,18 +47,22 @@ pub struct JoinKey {
 }
 
 struct Entry {
-    user: String,
+    /// Shared with the `by_user` key.
+    user: Arc<str>,
     join: JoinKey,
     channel: Channel,
     /// Keyed hash of the PIN the call asks for (`[phone] pin`), if it does.
     pin_hash: Option<String>,
-    answer: watch::Sender<Option<Answer>>,
+    /// The login that started the transaction.
+    owner: oneshot::Sender<Answer>,
+    /// Logins that joined it (usually none).
+    joiners: Vec<oneshot::Sender<Answer>>,
 }
 
 #[derive(Default)]
 struct Inner {
-    by_txn: HashMap<String, Entry>,
-    by_user: HashMap<String, String>,
+    by_txn: HashMap<TxnId, Entry>,
+    by_user: HashMap<Arc<str>, TxnId>,
 }
 
 /// The table of parked logins of this node.
@@ -63,17 +84,16 @@ pub enum Park {
 /// A transaction this request owns. Dropping it (timeout, cancelled request)
 /// ends the transaction as [`Answer::TimedOut`] for anyone who joined.
 pub struct Parked {
-    /// Transaction id, 128 random bits as hex.
-    pub txn: String,
+    id: TxnId,
     table: Arc<PendingTable>,
-    answer: watch::Receiver<Option<Answer>>,
+    answer: oneshot::Receiver<Answer>,
 }
 
 /// A wait on somebody else's transaction.
 pub struct Joined {
     /// The channel the running transaction uses.
     pub channel: Channel,
-    answer: watch::Receiver<Option<Answer>>,
+    answer: oneshot::Receiver<Answer>,
 }
 
 /// Why [`PendingTable::resolve`] refused.
@@ -97,43 +117,52 @@ impl PendingTable {
     /// Parks a login of `user` on `channel`.
     pub fn park(self: &Arc<Self>, user: &str, join: JoinKey, channel: Channel) -> Park {
         let mut inner = self.lock();
-        if let Some(txn) = inner.by_user.get(user) {
-            let entry = &inner.by_txn[txn];
-            return if entry.join == join {
-                Park::Joined(Joined {
-                    channel: entry.channel,
-                    answer: entry.answer.subscribe(),
-                })
-            } else {
-                Park::Busy
-            };
+        if let Some(id) = inner.by_user.get(user).copied() {
+            let entry = inner.by_txn.get_mut(&id).expect("by_user and by_txn agree");
+            if entry.join != join {
+                return Park::Busy;
+            }
+            let (sender, answer) = oneshot::channel();
+            entry.joiners.push(sender);
+            return Park::Joined(Joined {
+                channel: entry.channel,
+                answer,
+            });
         }
         if inner.by_txn.len() >= MAX_PENDING {
             return Park::Busy;
         }
-        let txn = hex::encode(rand::random::<[u8; 16]>());
-        let (sender, receiver) = watch::channel(None);
-        inner.by_user.insert(user.to_string(), txn.clone());
+        let id = loop {
+            let id: TxnId = rand::random();
+            if !inner.by_txn.contains_key(&id) {
+                break id;
+            }
+        };
+        let (owner, answer) = oneshot::channel();
+        let user: Arc<str> = Arc::from(user);
+        inner.by_user.insert(user.clone(), id);
         inner.by_txn.insert(
-            txn.clone(),
+            id,
             Entry {
-                user: user.to_string(),
+                user,
                 join,
                 channel,
                 pin_hash: None,
-                answer: sender,
+                owner,
+                joiners: Vec::new(),
             },
         );
         Park::New(Parked {
-            txn,
+            id,
             table: self.clone(),
-            answer: receiver,
+            answer,
         })
     }
 
     /// The user a running transaction belongs to (to check a signed token).
     pub fn user_of(&self, txn: &str) -> Option<String> {
-        self.lock().by_txn.get(txn).map(|e| e.user.clone())
+        let id = parse(txn)?;
+        self.lock().by_txn.get(&id).map(|e| e.user.to_string())
     }
 
     /// Records that the call of transaction `txn` asks for the PIN whose
@@ -141,7 +170,10 @@ impl PendingTable {
     /// goes with the transaction. Set before the call is placed, so the
     /// keypress cannot arrive first. False if `txn` is not running.
     pub fn expect_pin(&self, txn: &str, hash: String) -> bool {
-        match self.lock().by_txn.get_mut(txn) {
+        let Some(id) = parse(txn) else {
+            return false;
+        };
+        match self.lock().by_txn.get_mut(&id) {
             Some(entry) => {
                 entry.pin_hash = Some(hash);
                 true
@@ -153,30 +185,40 @@ impl PendingTable {
     /// The user and expected PIN hash of a running transaction whose call
     /// asks for a PIN; `None` for any other (or no) transaction.
     pub fn expected_pin(&self, txn: &str) -> Option<(String, String)> {
+        let id = parse(txn)?;
         let inner = self.lock();
-        let entry = inner.by_txn.get(txn)?;
-        Some((entry.user.clone(), entry.pin_hash.clone()?))
+        let entry = inner.by_txn.get(&id)?;
+        Some((entry.user.to_string(), entry.pin_hash.clone()?))
     }
 
     /// The user and the login (NAS, station) of a running transaction, for a
     /// confirmation page that says who is signing in where.
     pub fn describe(&self, txn: &str) -> Option<(String, JoinKey)> {
+        let id = parse(txn)?;
         self.lock()
             .by_txn
-            .get(txn)
-            .map(|e| (e.user.clone(), e.join.clone()))
+            .get(&id)
+            .map(|e| (e.user.to_string(), e.join.clone()))
     }
 
     /// Ends a transaction with `answer`; the first answer wins.
     pub fn resolve(&self, txn: &str, answer: Answer) -> Result<(), ResolveError> {
+        self.resolve_id(parse(txn).ok_or(ResolveError::Unknown)?, answer)
+    }
+
+    fn resolve_id(&self, id: TxnId, answer: Answer) -> Result<(), ResolveError> {
         let entry = {
             let mut inner = self.lock();
-            let entry = inner.by_txn.remove(txn).ok_or(ResolveError::Unknown)?;
+            let entry = inner.by_txn.remove(&id).ok_or(ResolveError::Unknown)?;
             inner.by_user.remove(&entry.user);
             entry
         };
-        // Receivers keep the value after the sender is gone.
-        entry.answer.send_replace(Some(answer));
+        // A login that already gave up (its request was cancelled) is gone:
+        // nothing to tell it.
+        let _ = entry.owner.send(answer);
+        for joiner in entry.joiners {
+            let _ = joiner.send(answer);
+        }
         Ok(())
     }
 
@@ -191,21 +233,21 @@ impl PendingTable {
     }
 }
 
-async fn wait(answer: &mut watch::Receiver<Option<Answer>>, limit: Duration) -> Answer {
-    let waited = tokio::time::timeout(limit, async {
-        loop {
-            if let Some(answer) = *answer.borrow_and_update() {
-                return answer;
-            }
-            if answer.changed().await.is_err() {
-                return answer.borrow().unwrap_or(Answer::TimedOut);
-            }
-        }
-    });
-    waited.await.unwrap_or(Answer::TimedOut)
+/// The answer, or [`Answer::TimedOut`] after `limit` (or if the transaction
+/// went away unanswered).
+async fn wait(answer: &mut oneshot::Receiver<Answer>, limit: Duration) -> Answer {
+    match tokio::time::timeout(limit, answer).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(_)) | Err(_) => Answer::TimedOut,
+    }
 }
 
 impl Parked {
+    /// The transaction id as it appears in URLs and tokens.
+    pub fn txn(&self) -> String {
+        render(self.id)
+    }
+
     /// Waits for the answer, at most `limit`.
     pub async fn wait(mut self, limit: Duration) -> Answer {
         wait(&mut self.answer, limit).await
@@ -215,7 +257,7 @@ impl Parked {
 
 impl Drop for Parked {
     fn drop(&mut self) {
-        let _ = self.table.resolve(&self.txn, Answer::TimedOut);
+        let _ = self.table.resolve_id(self.id, Answer::TimedOut);
     }
 }
 
@@ -250,15 +292,15 @@ mod tests {
             table.park("alice", key("b"), Channel::Push),
             Park::Busy
         ));
-        assert_eq!(table.user_of(&parked.txn).as_deref(), Some("alice"));
-        assert_eq!(table.expected_pin(&parked.txn), None);
-        assert!(table.expect_pin(&parked.txn, "h".into()));
+        assert_eq!(table.user_of(&parked.txn()).as_deref(), Some("alice"));
+        assert_eq!(table.expected_pin(&parked.txn()), None);
+        assert!(table.expect_pin(&parked.txn(), "h".into()));
         assert_eq!(
-            table.expected_pin(&parked.txn),
+            table.expected_pin(&parked.txn()),
             Some(("alice".into(), "h".into()))
         );
         assert!(!table.expect_pin("0123", "h".into()));
-        let txn = parked.txn.clone();
+        let txn = parked.txn();
         let owner = tokio::spawn(parked.wait(Duration::from_secs(5)));
         let joiner = tokio::spawn(joined.wait(Duration::from_secs(5)));
         table.resolve(&txn, Answer::Approved).unwrap();
@@ -281,7 +323,7 @@ mod tests {
         let Park::Joined(joined) = table.park("bob", key("a"), Channel::Phone) else {
             panic!()
         };
-        let txn = parked.txn.clone();
+        let txn = parked.txn();
         let joiner = tokio::spawn(joined.wait(Duration::from_secs(600)));
         assert_eq!(parked.wait(Duration::from_secs(50)).await, Answer::TimedOut);
         assert_eq!(joiner.await.unwrap(), Answer::TimedOut);

@@ -143,7 +143,7 @@ mod tests {
         let Park::New(bob) = table.park("bob", join, Channel::Push) else {
             panic!()
         };
-        let (a, b) = (alice.txn.clone(), bob.txn.clone());
+        let (a, b) = (alice.txn(), bob.txn());
         std::mem::forget(alice);
         std::mem::forget(bob);
         (tokens, table, a, b)

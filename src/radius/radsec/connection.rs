@@ -86,7 +86,7 @@ fn identify(
     stream: &TlsStream<TcpStream>,
     peer: SocketAddr,
     clients: &Clients,
-) -> Option<(PeerIdentity, Client)> {
+) -> Option<(PeerIdentity, Arc<Client>)> {
     let certificate = stream
         .get_ref()
         .1

@@ -16,7 +16,7 @@ async fn answer_page_get_changes_nothing_and_post_answers_once() {
     let http = reqwest::Client::new();
     let user = "<b>eve&co</b>";
     let parked = park(&oob, user);
-    let txn = parked.txn.clone();
+    let txn = parked.txn();
     let approval = oob.approval(&txn, context(user));
     let approve_url = approval.approve.url.clone().unwrap();
     assert!(approve_url.starts_with(&format!("{base}/oob/v1/answer?t=")));
@@ -85,7 +85,7 @@ async fn answer_page_get_changes_nothing_and_post_answers_once() {
     let bob = park(&oob, "bob");
     let forged = Tokens::new(Arc::new(SealKey::from_bytes([3; 32]))).sign(
         "bob",
-        &bob.txn,
+        &bob.txn(),
         Answer::Approved,
         unix_now() + 60,
     );
@@ -102,7 +102,7 @@ async fn answer_page_get_changes_nothing_and_post_answers_once() {
     assert_eq!(post("t=garbage".into()).await, 400);
     assert_eq!(post(format!("t={forged}")).await, 403);
     assert_eq!(post(String::new()).await, 400);
-    assert!(oob.pending.user_of(&bob.txn).is_some());
+    assert!(oob.pending.user_of(&bob.txn()).is_some());
     cancel.cancel();
 }
 
@@ -117,7 +117,7 @@ async fn ntfy_buttons_answer_through_the_http_endpoint_without_a_relay() {
     sender
         .send(
             &target(ntfy.topic_url(ALICE_TOPIC)),
-            &oob.approval(&parked.txn, context("alice")),
+            &oob.approval(&parked.txn(), context("alice")),
         )
         .await
         .unwrap();
@@ -145,11 +145,11 @@ async fn webhook_push_is_signed_and_answered_through_its_link() {
     let default_target = default_target.expect("the webhook URL is everybody's target");
 
     let parked = park(&oob, "alice");
-    let approval = oob.approval(&parked.txn, context("alice"));
+    let approval = oob.approval(&parked.txn(), context("alice"));
     sender.send(&default_target, &approval).await.unwrap();
     let pushed = receiver.next_push(0, WAIT).await.unwrap();
     assert_eq!(pushed["type"], "rampart.push.v1");
-    assert_eq!(pushed["txn"], parked.txn.as_str());
+    assert_eq!(pushed["txn"], parked.txn().as_str());
     assert_eq!(pushed["user"], "alice");
     assert_eq!(pushed["client"], "vpn");
     assert_eq!(pushed["client_address"], "192.0.2.1");

@@ -16,7 +16,7 @@ async fn ntfy_push_has_three_reply_buttons_on_the_users_topic() {
     assert!(default_target.is_none(), "ntfy has no shared topic");
     let oob = out_of_band(None);
     let parked = park(&oob, "alice");
-    let approval = oob.approval(&parked.txn, context("alice"));
+    let approval = oob.approval(&parked.txn(), context("alice"));
     sender
         .send(&target(ntfy.topic_url(ALICE_TOPIC)), &approval)
         .await
@@ -62,7 +62,7 @@ async fn ntfy_buttons_point_at_rampart_without_a_reply_topic() {
     let (sender, _) = push::build(&ntfy_config(&ntfy, json!({}))).unwrap();
     let oob = out_of_band(Some("https://mfa.example.com/".into()));
     let parked = park(&oob, "alice");
-    let approval = oob.approval(&parked.txn, context("alice"));
+    let approval = oob.approval(&parked.txn(), context("alice"));
     sender
         .send(&target(ntfy.topic_url(ALICE_TOPIC)), &approval)
         .await
@@ -82,7 +82,7 @@ async fn ntfy_buttons_point_at_rampart_without_a_reply_topic() {
     // Neither a reply topic nor a public URL: nothing could answer.
     let nowhere = out_of_band(None);
     let parked = park(&nowhere, "bob");
-    let approval = nowhere.approval(&parked.txn, context("bob"));
+    let approval = nowhere.approval(&parked.txn(), context("bob"));
     let error = sender
         .send(&target(ntfy.topic_url("bob-topic-xyz")), &approval)
         .await
@@ -94,7 +94,7 @@ async fn ntfy_buttons_point_at_rampart_without_a_reply_topic() {
     sender
         .send(
             &target("bare-topic-name".into()),
-            &oob.approval(&park(&oob, "carol").txn, context("carol")),
+            &oob.approval(&park(&oob, "carol").txn(), context("carol")),
         )
         .await
         .unwrap();
@@ -170,7 +170,7 @@ async fn ntfy_token_is_checked_and_only_sent_to_the_configured_server() {
     });
     let oob = out_of_band(Some("https://mfa.example.com".into()));
     let parked = park(&oob, "alice");
-    let approval = oob.approval(&parked.txn, context("alice"));
+    let approval = oob.approval(&parked.txn(), context("alice"));
     let alice = target(ntfy.topic_url(ALICE_TOPIC));
 
     let (wrong, _) = push::build(&ntfy_config(&ntfy, json!({"token": "tk_wrong"}))).unwrap();

@@ -45,7 +45,7 @@ async fn relay_resolves_the_parked_login_when_the_phone_taps_approve() {
     assert!(subscription.query.unwrap().starts_with("since="));
 
     let parked = park(&oob, "alice");
-    let txn = parked.txn.clone();
+    let txn = parked.txn();
     let approval = oob.approval(&txn, context("alice"));
     sender
         .send(&target(ntfy.topic_url(ALICE_TOPIC)), &approval)
@@ -98,7 +98,7 @@ async fn relay_catches_up_on_answers_sent_while_the_stream_was_down() {
     sender
         .send(
             &target(ntfy.topic_url(ALICE_TOPIC)),
-            &oob.approval(&first.txn, context("alice")),
+            &oob.approval(&first.txn(), context("alice")),
         )
         .await
         .unwrap();
@@ -128,7 +128,7 @@ async fn relay_catches_up_on_answers_sent_while_the_stream_was_down() {
     sender
         .send(
             &target(ntfy.topic_url(ALICE_TOPIC)),
-            &oob.approval(&second.txn, context("alice")),
+            &oob.approval(&second.txn(), context("alice")),
         )
         .await
         .unwrap();
@@ -189,28 +189,28 @@ async fn relay_refuses_replayed_forged_expired_and_other_users_tokens() {
     // Signed with another key; signed for alice but naming bob's transaction.
     let forged = Tokens::new(Arc::new(SealKey::from_bytes([9; 32]))).sign(
         "alice",
-        &alice.txn,
+        &alice.txn(),
         Answer::Approved,
         expires,
     );
     publish(forged.clone()).await;
     let crossed = oob
         .tokens
-        .sign("alice", &bob.txn, Answer::Approved, expires);
+        .sign("alice", &bob.txn(), Answer::Approved, expires);
     publish(crossed.clone()).await;
     publish("approve please".into()).await;
     let stale = oob
         .tokens
-        .sign("alice", &alice.txn, Answer::Approved, unix_now() - 5);
+        .sign("alice", &alice.txn(), Answer::Approved, unix_now() - 5);
     publish(stale).await;
     assert!(wait_for(|| refused("bad_signature") >= before[0] + 2.0).await);
     assert!(wait_for(|| refused("malformed") >= before[1] + 1.0).await);
     assert!(wait_for(|| refused("expired") >= before[2] + 1.0).await);
-    assert!(oob.pending.user_of(&alice.txn).is_some());
-    assert!(oob.pending.user_of(&bob.txn).is_some());
+    assert!(oob.pending.user_of(&alice.txn()).is_some());
+    assert!(oob.pending.user_of(&bob.txn()).is_some());
 
     // The real answer, then its replay once the transaction is over.
-    let approval = oob.approval(&alice.txn, context("alice"));
+    let approval = oob.approval(&alice.txn(), context("alice"));
     sender
         .send(&target(ntfy.topic_url(ALICE_TOPIC)), &approval)
         .await
@@ -221,7 +221,7 @@ async fn relay_refuses_replayed_forged_expired_and_other_users_tokens() {
     assert_eq!(phone.replay(&tap.unwrap()).await, 200, "ntfy takes it");
     assert!(wait_for(|| refused("unknown_transaction") >= before[3] + 1.0).await);
     // Bob's login is untouched by all of it.
-    assert!(oob.pending.user_of(&bob.txn).is_some());
+    assert!(oob.pending.user_of(&bob.txn()).is_some());
 
     let text = logs.text();
     assert!(
@@ -255,7 +255,7 @@ async fn relay_reports_a_fraud_answer() {
     sender
         .send(
             &target(ntfy.topic_url(ALICE_TOPIC)),
-            &oob.approval(&parked.txn, context("alice")),
+            &oob.approval(&parked.txn(), context("alice")),
         )
         .await
         .unwrap();
