@@ -19,6 +19,11 @@ use crate::store::{AuditEvent, Store};
 const QUEUE: usize = 65_536;
 /// Rows per transaction.
 const BATCH: usize = 512;
+/// After the first row of a batch, how long the writer gathers more before
+/// it writes. Without it a busy gateway wrote a transaction (and woke the
+/// store's thread) for almost every login: measured ~1 wake-up per login at
+/// 10 000 logins/s, a tenth of a core. Rows reach the table this much later.
+const GATHER: Duration = Duration::from_millis(100);
 
 /// Hands decisions to the writer task.
 #[derive(Clone)]
@@ -68,7 +73,11 @@ async fn write(
                 if received == 0 {
                     return;
                 }
+                let closed = gather(&mut receiver, &mut batch).await;
                 flush(store.as_ref(), &mut batch).await;
+                if closed {
+                    return;
+                }
             }
             _ = prune.tick() => {
                 let before = unix_now() - retention.as_secs() as i64;
@@ -89,6 +98,21 @@ async fn write(
             }
         }
     }
+}
+
+/// Adds what arrives within [`GATHER`] (up to [`BATCH`] rows) to `batch`;
+/// true when every sender is gone.
+async fn gather(receiver: &mut mpsc::Receiver<AuditEvent>, batch: &mut Vec<AuditEvent>) -> bool {
+    let deadline = tokio::time::Instant::now() + GATHER;
+    while batch.len() < BATCH {
+        let room = BATCH - batch.len();
+        match tokio::time::timeout_at(deadline, receiver.recv_many(batch, room)).await {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    false
 }
 
 async fn flush(store: &dyn Store, batch: &mut Vec<AuditEvent>) {

@@ -195,19 +195,22 @@ impl TotpFactor {
     /// Checks a code at unix time `now` and, if right, claims its step.
     pub async fn verify(&self, user: &str, code: &str, now: u64) -> Result<TotpOutcome, TotpError> {
         match self.store.totp(user).await? {
-            Some(record) => self.verify_record(user, &record, code, now).await,
+            Some(record) => self.verify_record(user, &record, code, now, None).await,
             None => Ok(TotpOutcome::NotEnrolled),
         }
     }
 
     /// Like [`TotpFactor::verify`] with the enrollment already read (the login
-    /// path reads it together with the lockout state, in one query).
+    /// path reads it together with the lockout state, in one query). With
+    /// `success_at`, an accepted code also records the successful login, in
+    /// the claim's transaction ([`Store::claim_totp_login`]).
     pub async fn verify_record(
         &self,
         user: &str,
         record: &TotpRecord,
         code: &str,
         now: u64,
+        success_at: Option<i64>,
     ) -> Result<TotpOutcome, TotpError> {
         let seed = self
             .key
@@ -223,7 +226,7 @@ impl TotpFactor {
         if record.last_step.is_some_and(|last| step <= last) {
             return Ok(TotpOutcome::Replayed);
         }
-        if self.store.claim_totp_step(user, step).await? {
+        if self.store.claim_totp_login(user, step, success_at).await? {
             Ok(TotpOutcome::Accepted)
         } else {
             Ok(TotpOutcome::Replayed)

@@ -515,8 +515,8 @@ impl Pipeline {
                     self.record_success(user, now, state).await;
                     return Verdict::accept("ok", "sms", None, reply_attributes);
                 }
+                // The success was recorded with the claim (`check_totp`).
                 Ok(TotpOutcome::Accepted) => {
-                    self.record_success(user, now, state).await;
                     return Verdict::accept("ok", "totp", None, reply_attributes);
                 }
                 Ok(TotpOutcome::Wrong) => ("bad_code", "totp", "Wrong code."),
@@ -591,7 +591,12 @@ impl Pipeline {
     ) -> Result<TotpOutcome, TotpError> {
         match &state.totp {
             None => Ok(TotpOutcome::NotEnrolled),
-            Some(record) => self.totp.verify_record(user, record, code, now).await,
+            Some(record) => {
+                let success_at = success_due(state, now).then_some(now as i64);
+                self.totp
+                    .verify_record(user, record, code, now, success_at)
+                    .await
+            }
         }
     }
 
@@ -654,18 +659,24 @@ impl Pipeline {
     /// is nothing to reset and the last login was recorded less than a minute
     /// ago: one write fewer per login on a busy gateway.
     async fn record_success(&self, user: &str, now: u64, state: &LoginState) {
-        let now = now as i64;
-        // Without an account row there is no last_login to keep (a directory
-        // user who never enrolled), so only a failure count needs resetting.
-        let recent = !state.has_account || state.last_login.is_some_and(|t| (now - t).abs() < 60);
-        if state.failures == 0 && state.locked_until.is_none() && recent {
+        if !success_due(state, now) {
             return;
         }
-        if let Err(error) = self.store.record_success(user, now).await {
+        if let Err(error) = self.store.record_success(user, now as i64).await {
             store_error("record_success");
             warn!(%error, user, "cannot record successful login");
         }
     }
+}
+
+/// Whether a successful login has anything to write: a failure count or an
+/// expired lock to clear, or a `last_login` older than a minute. Without an
+/// account row there is no last_login to keep (a directory user who never
+/// enrolled), so only a failure count needs resetting.
+fn success_due(state: &LoginState, now: u64) -> bool {
+    let now = now as i64;
+    let recent = !state.has_account || state.last_login.is_some_and(|t| (now - t).abs() < 60);
+    !(state.failures == 0 && state.locked_until.is_none() && recent)
 }
 
 // Written out instead of `#[async_trait]`: the macro rebinds the request

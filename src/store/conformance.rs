@@ -88,6 +88,7 @@ cases!(
     totp_set_get_remove,
     claim_totp_step_is_monotonic,
     claim_totp_step_concurrent_exactly_one,
+    claim_totp_login_records_the_success_with_the_claim,
     recovery_codes_single_use_and_replace,
     recovery_code_concurrent_exactly_one,
     lockout_cycle,
@@ -471,6 +472,26 @@ async fn login_state_reads_everything_in_one_query(s: Arc<dyn Store>) {
         s.login_state("alice", 200).await.unwrap().last_login,
         Some(200)
     );
+}
+
+async fn claim_totp_login_records_the_success_with_the_claim(s: Arc<dyn Store>) {
+    s.add_user("alice", HASH, 1).await.unwrap();
+    s.set_totp("alice", b"sealed", 1).await.unwrap();
+    s.record_failure("alice", 100, 5, 60).await.unwrap();
+    // Without success_at only the step is claimed.
+    assert!(s.claim_totp_login("alice", 10, None).await.unwrap());
+    let state = s.login_state("alice", 100).await.unwrap();
+    assert_eq!((state.failures, state.last_login), (1, None));
+    assert_eq!(state.totp.unwrap().last_step, Some(10));
+    // A replayed step records nothing.
+    assert!(!s.claim_totp_login("alice", 10, Some(150)).await.unwrap());
+    let state = s.login_state("alice", 150).await.unwrap();
+    assert_eq!((state.failures, state.last_login), (1, None));
+    // A winning claim resets the failures and sets last_login with it.
+    assert!(s.claim_totp_login("alice", 11, Some(160)).await.unwrap());
+    let state = s.login_state("alice", 160).await.unwrap();
+    assert_eq!((state.failures, state.last_login), (0, Some(160)));
+    assert_eq!(state.totp.unwrap().last_step, Some(11));
 }
 
 async fn unlock_clears_lock(s: Arc<dyn Store>) {

@@ -250,6 +250,23 @@ pub trait Store: Send + Sync + 'static {
     /// False when no TOTP is enrolled.
     async fn claim_totp_step(&self, name: &str, step: i64) -> Result<bool, StoreError>;
 
+    /// A login's TOTP claim ([`Store::claim_totp_step`]) and, when it wins and
+    /// `success_at` is given, its [`Store::record_success`] — in one
+    /// transaction where the backend can (one commit per login instead of
+    /// two). The success bookkeeping failing does not undo the claim here.
+    async fn claim_totp_login(
+        &self,
+        name: &str,
+        step: i64,
+        success_at: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let claimed = self.claim_totp_step(name, step).await?;
+        if let (true, Some(now)) = (claimed, success_at) {
+            self.record_success(name, now).await?;
+        }
+        Ok(claimed)
+    }
+
     /// Replaces the whole set of recovery-code hashes in one transaction (the
     /// old set is invalid afterwards); creates the account row if needed.
     async fn replace_recovery_codes(

@@ -412,6 +412,22 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn claim_totp_login(
+        &self,
+        name: &str,
+        step: i64,
+        success_at: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        if let Some(inline) = &self.inline {
+            return inline.claim_login(name, step, success_at).await;
+        }
+        let claimed = self.claim_totp_step(name, step).await?;
+        if let (true, Some(now)) = (claimed, success_at) {
+            self.record_success(name, now).await?;
+        }
+        Ok(claimed)
+    }
+
     async fn claim_totp_step(&self, name: &str, step: i64) -> Result<bool, StoreError> {
         // Compare-and-set in one statement: of racing claims for the same
         // step, the first to commit changes the row and the rest match nothing.
