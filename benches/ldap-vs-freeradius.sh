@@ -25,7 +25,7 @@
 # Usage: benches/ldap-vs-freeradius.sh [OUTDIR]
 # env:   DURATION (10)  WARMUP (1)  CONCS ("1 16 64")  LDAP_USERS (100000)  NONE_USERS (100000)
 #        LOCAL_USERS (3000)  ROWS (all but rampart-local-totp)  PEER_TTL (1200)  LOG_LEVEL (info)
-#        LDAP_PORT (3890)  LDAP_POOL (8)  FR_PORT (18120)  SKIP_BUILD (0)  PEER (../shared/peer)
+#        LDAP_PORT (3890)  LDAP_POOL (32)  FR_PORT (18120)  SKIP_BUILD (0)  PEER (../shared/peer)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -47,7 +47,9 @@ ROWS="${ROWS:-fr-ldap rampart-ldap-totp rampart-ldap rampart-none-totp raw-ldap}
 export PEER_TTL="${PEER_TTL:-1200}"
 LOG_LEVEL="${LOG_LEVEL:-info}"
 LDAP_PORT="${LDAP_PORT:-3890}"
-LDAP_POOL="${LDAP_POOL:-8}"          # rampart's [primary] pool_size (connections per pool)
+# rampart's [primary] pool_size (connections per pool). FreeRADIUS 3.2's rlm_ldap pool grows with
+# its thread pool (max_servers = 32), so rampart gets as many: like for like.
+LDAP_POOL="${LDAP_POOL:-32}"
 FR_PORT="${FR_PORT:-18120}"
 SECRET="testing123"                 # the peer FreeRADIUS client secret; rampart uses the same
 TOTP_KEY="rampart-bench-seeds"      # per-user seed = HMAC-SHA256(key, user)[..20]
