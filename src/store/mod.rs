@@ -197,6 +197,26 @@ impl fmt::Debug for TotpRecord {
     }
 }
 
+/// [`Store::claim_totp_login`] in two steps: the claim, then the success
+/// bookkeeping. A failure of the second is logged and counted but does not
+/// undo the claim (the code is used; the login stands).
+pub async fn claim_then_record<S: Store + ?Sized>(
+    store: &S,
+    name: &str,
+    step: i64,
+    success_at: Option<i64>,
+) -> Result<bool, StoreError> {
+    let claimed = store.claim_totp_step(name, step).await?;
+    if let (true, Some(now)) = (claimed, success_at)
+        && let Err(error) = store.record_success(name, now).await
+    {
+        tracing::warn!(%error, user = name, "cannot record successful login");
+        metrics::counter!("rampart_store_errors_total", "operation" => "record_success")
+            .increment(1);
+    }
+    Ok(claimed)
+}
+
 /// The persistence interface of the daemon. Object-safe: held as
 /// `Arc<dyn Store>`.
 #[async_trait]
@@ -253,18 +273,14 @@ pub trait Store: Send + Sync + 'static {
     /// A login's TOTP claim ([`Store::claim_totp_step`]) and, when it wins and
     /// `success_at` is given, its [`Store::record_success`] — in one
     /// transaction where the backend can (one commit per login instead of
-    /// two). The success bookkeeping failing does not undo the claim here.
+    /// two), else as [`claim_then_record`] does.
     async fn claim_totp_login(
         &self,
         name: &str,
         step: i64,
         success_at: Option<i64>,
     ) -> Result<bool, StoreError> {
-        let claimed = self.claim_totp_step(name, step).await?;
-        if let (true, Some(now)) = (claimed, success_at) {
-            self.record_success(name, now).await?;
-        }
-        Ok(claimed)
+        claim_then_record(self, name, step, success_at).await
     }
 
     /// Replaces the whole set of recovery-code hashes in one transaction (the

@@ -309,6 +309,19 @@ impl Store for PostgresStore {
         self.bounded(self.claim_step(name, step)).await
     }
 
+    async fn claim_totp_login(
+        &self,
+        name: &str,
+        step: i64,
+        success_at: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        if !storable(name) {
+            return Ok(false);
+        }
+        self.bounded(self.claim_login_step(name, step, success_at))
+            .await
+    }
+
     async fn replace_recovery_codes(
         &self,
         name: &str,

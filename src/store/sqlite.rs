@@ -418,14 +418,10 @@ impl Store for SqliteStore {
         step: i64,
         success_at: Option<i64>,
     ) -> Result<bool, StoreError> {
-        if let Some(inline) = &self.inline {
-            return inline.claim_login(name, step, success_at).await;
+        match &self.inline {
+            Some(inline) => inline.claim_login(name, step, success_at).await,
+            None => super::claim_then_record(self, name, step, success_at).await,
         }
-        let claimed = self.claim_totp_step(name, step).await?;
-        if let (true, Some(now)) = (claimed, success_at) {
-            self.record_success(name, now).await?;
-        }
-        Ok(claimed)
     }
 
     async fn claim_totp_step(&self, name: &str, step: i64) -> Result<bool, StoreError> {

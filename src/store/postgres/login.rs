@@ -67,6 +67,22 @@ impl PostgresStore {
         Ok(done.rows_affected() == 1)
     }
 
+    pub(super) async fn claim_login_step(
+        &self,
+        name: &str,
+        step: i64,
+        success_at: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let claimed: i64 = sqlx::query_scalar(sql::CLAIM_LOGIN)
+            .bind(name)
+            .bind(step)
+            .bind(success_at)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(claimed == 1)
+    }
+
     pub(super) async fn write_recovery_codes(
         &self,
         name: &str,

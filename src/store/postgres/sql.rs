@@ -38,6 +38,18 @@ pub(super) const RECORD_FAILURE: &str = "INSERT INTO lockouts AS l (name, failur
 /// kept), and the login time recorded, in one statement (a data-modifying
 /// CTE runs in the same snapshot and commit as the main statement), so one
 /// round trip instead of a four-message transaction.
+/// [`CLAIM_STEP`] and, when it wins and `$3` is not null, [`RECORD_SUCCESS`]
+/// at `$3`: one statement, one round trip per TOTP login (the CTEs see the
+/// claim's RETURNING; all run in the statement's one transaction).
+pub(super) const CLAIM_LOGIN: &str = "WITH claimed AS (UPDATE totp SET last_step = $2 \
+     WHERE name = $1 AND (last_step IS NULL OR last_step < $2) RETURNING name), \
+     reset AS (UPDATE lockouts SET failures = 0, \
+     locked_until = CASE WHEN locked_until <= $3 THEN NULL ELSE locked_until END \
+     WHERE name IN (SELECT name FROM claimed) AND $3::bigint IS NOT NULL), \
+     seen AS (UPDATE accounts SET last_login = $3 \
+     WHERE name IN (SELECT name FROM claimed) AND $3::bigint IS NOT NULL) \
+     SELECT count(*) AS claimed FROM claimed";
+
 pub(super) const RECORD_SUCCESS: &str = "WITH reset AS (UPDATE lockouts SET failures = 0, \
      locked_until = CASE WHEN locked_until <= $2 THEN NULL ELSE locked_until END \
      WHERE name = $1) \
