@@ -118,7 +118,12 @@ impl PendingTable {
     pub fn park(self: &Arc<Self>, user: &str, join: JoinKey, channel: Channel) -> Park {
         let mut inner = self.lock();
         if let Some(id) = inner.by_user.get(user).copied() {
-            let entry = inner.by_txn.get_mut(&id).expect("by_user and by_txn agree");
+            let Some(entry) = inner.by_txn.get_mut(&id) else {
+                // Both maps change together under this lock, so this cannot
+                // happen; if it did, the stale entry must not block the user.
+                inner.by_user.remove(user);
+                return self.park_new(inner, user, join, channel);
+            };
             if entry.join != join {
                 return Park::Busy;
             }
@@ -129,6 +134,17 @@ impl PendingTable {
                 answer,
             });
         }
+        self.park_new(inner, user, join, channel)
+    }
+
+    /// Starts a transaction for `user`, who has none, under the table's lock.
+    fn park_new(
+        self: &Arc<Self>,
+        mut inner: std::sync::MutexGuard<'_, Inner>,
+        user: &str,
+        join: JoinKey,
+        channel: Channel,
+    ) -> Park {
         if inner.by_txn.len() >= MAX_PENDING {
             return Park::Busy;
         }
