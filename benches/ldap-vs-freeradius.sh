@@ -22,8 +22,12 @@
 # users; if a run logs in every user of its slice within one step, requests wait for the next
 # step and the `waits` column says so: raise LDAP_USERS / NONE_USERS then.
 #
+# ROUNDS > 1 repeats every row that many times (fresh daemons and stores each round, slapd kept)
+# and the table shows medians: the rates, and the ratios taken within each round (with their
+# range), since this 2-core VM's speed drifts by up to a third between minutes.
+#
 # Usage: benches/ldap-vs-freeradius.sh [OUTDIR]
-# env:   DURATION (10)  WARMUP (1)  CONCS ("1 16 64")  LDAP_USERS (100000)  NONE_USERS (100000)
+# env:   DURATION (10)  WARMUP (1)  CONCS ("1 16 64")  ROUNDS (1)  LDAP_USERS (100000)  NONE_USERS (100000)
 #        LOCAL_USERS (3000)  ROWS (all but rampart-local-totp)  PEER_TTL (1200)  LOG_LEVEL (info)
 #        LDAP_PORT (3890)  LDAP_POOL (32)  FR_PORT (18120)  SKIP_BUILD (0)  PEER (../shared/peer)
 set -euo pipefail
@@ -40,6 +44,7 @@ fi
 DURATION="${DURATION:-10}"
 WARMUP="${WARMUP:-1}"
 CONCS="${CONCS:-1 16 64}"
+ROUNDS="${ROUNDS:-1}"
 LDAP_USERS="${LDAP_USERS:-100000}"
 NONE_USERS="${NONE_USERS:-100000}"
 LOCAL_USERS="${LOCAL_USERS:-3000}"
@@ -256,83 +261,94 @@ if [ "$NEED_LDAP" = 1 ]; then
   LDAP_DIR=$(cat "$TMPDIR/radius-peer-ldap.dir")
 fi
 
-# ---- FreeRADIUS + LDAP --------------------------------------------------------------------------
-if wants fr-ldap; then
-  log "FreeRADIUS (PAP via LDAP)"
-  record "$PEER/freeradius-up.sh -b ldap -p $FR_PORT -L $LDAP_PORT"
-  "$PEER/freeradius-up.sh" -b ldap -p "$FR_PORT" -L "$LDAP_PORT" >"$OUT/freeradius-up.txt"
-  FR_DIR=$(cat "$TMPDIR/radius-peer-freeradius.dir")
-  for c in $CONCS; do
-    # FreeRADIUS 3.2.1 predates BLAST-RADIUS replies: no Message-Authenticator in them.
-    # shellcheck disable=SC2046
-    measure fr-ldap "$c" "$LOAD" radius --server "127.0.0.1:$FR_PORT" --secret "$SECRET" \
-      --users "$LDAP_USERS" --user-format "$UFMT" --password-format "$PFMT" \
-      --allow-unsigned-replies $(cpu_args)
-  done
-  "$PEER/freeradius-down.sh" "$FR_DIR" >/dev/null; FR_DIR=""
-fi
+# Every row of one round; a round's rampart stores live in their own directories (SUFFIX), so
+# each round starts with no TOTP step claimed.
+round_suffix() { if [ "$ROUNDS" -gt 1 ]; then echo "-r$1"; fi; }
 
-# ---- rampart + LDAP (+ TOTP) --------------------------------------------------------------------
-if wants rampart-ldap-totp; then
-  CONF=$(write_config rampart-ldap-totp "$(ldap_primary)" reject)
-  if ldap_backend_ready "$CONF"; then
-    log "rampart LDAP + TOTP: importing $LDAP_USERS seeds"
-    import_seeds "$CONF" "$UFMT" "$LDAP_USERS"
+for ((ROUND = 0; ROUND < ROUNDS; ROUND++)); do
+  SUFFIX=$(round_suffix "$ROUND")
+  [ "$ROUNDS" -gt 1 ] && log "round $((ROUND + 1)) of $ROUNDS"
+  # ---- FreeRADIUS + LDAP --------------------------------------------------------------------------
+  if wants fr-ldap; then
+    log "FreeRADIUS (PAP via LDAP)"
+    record "$PEER/freeradius-up.sh -b ldap -p $FR_PORT -L $LDAP_PORT"
+    "$PEER/freeradius-up.sh" -b ldap -p "$FR_PORT" -L "$LDAP_PORT" >"$OUT/freeradius-up.txt"
+    FR_DIR=$(cat "$TMPDIR/radius-peer-freeradius.dir")
+    for c in $CONCS; do
+      # FreeRADIUS 3.2.1 predates BLAST-RADIUS replies: no Message-Authenticator in them.
+      # shellcheck disable=SC2046
+      measure fr-ldap "$c" "$LOAD" radius --server "127.0.0.1:$FR_PORT" --secret "$SECRET" \
+        --users "$LDAP_USERS" --user-format "$UFMT" --password-format "$PFMT" \
+        --allow-unsigned-replies $(cpu_args)
+    done
+    "$PEER/freeradius-down.sh" "$FR_DIR" >/dev/null; FR_DIR=""
+  fi
+
+  # ---- rampart + LDAP (+ TOTP) --------------------------------------------------------------------
+  if wants rampart-ldap-totp; then
+    CONF=$(write_config "rampart-ldap-totp$SUFFIX" "$(ldap_primary)" reject)
+    if ldap_backend_ready "$CONF"; then
+      log "rampart LDAP + TOTP: importing $LDAP_USERS seeds"
+      import_seeds "$CONF" "$UFMT" "$LDAP_USERS"
+      start_rampart "$CONF"
+      i=0
+      for c in $CONCS; do
+        read -r first count < <(slice "$LDAP_USERS" "$i"); i=$((i + 1))
+        # shellcheck disable=SC2046
+        measure rampart-ldap-totp "$c" "$LOAD" radius --server "$RP_ADDR" --secret "$SECRET" \
+          --first "$first" --users "$count" --user-format "$UFMT" --password-format "$PFMT" \
+          --totp-key "$TOTP_KEY" $(cpu_args)
+      done
+      stop_rampart
+    fi
+  fi
+  if wants rampart-ldap; then
+    CONF=$(write_config "rampart-ldap$SUFFIX" "$(ldap_primary)" allow)
+    if ldap_backend_ready "$CONF"; then
+      log "rampart LDAP only (unenrolled = allow, empty store)"
+      start_rampart "$CONF"
+      for c in $CONCS; do
+        # shellcheck disable=SC2046
+        measure rampart-ldap "$c" "$LOAD" radius --server "$RP_ADDR" --secret "$SECRET" \
+          --users "$LDAP_USERS" --user-format "$UFMT" --password-format "$PFMT" $(cpu_args)
+      done
+      stop_rampart
+    fi
+  fi
+
+  # ---- raw LDAP: search + bind, no RADIUS -----------------------------------------------------------
+  if wants raw-ldap; then
+    log "raw ldap3 search + bind"
+    for c in $CONCS; do
+      # shellcheck disable=SC2046
+      measure raw-ldap "$c" "$LOAD" ldap --url "ldap://127.0.0.1:$LDAP_PORT" \
+        --base-dn "ou=people,dc=example,dc=org" --bind-dn "cn=radius-svc,dc=example,dc=org" \
+        --bind-password radiussvcpw --filter "(uid={user})" \
+        --users "$LDAP_USERS" --user-format "$UFMT" --password-format "$PFMT" $(cpu_args)
+    done
+  fi
+done
+if [ -n "$LDAP_DIR" ]; then "$PEER/ldap-down.sh" "$LDAP_DIR" >/dev/null; LDAP_DIR=""; fi
+
+for ((ROUND = 0; ROUND < ROUNDS; ROUND++)); do
+  SUFFIX=$(round_suffix "$ROUND")
+  # ---- rampart, no primary + TOTP ---------------------------------------------------------------------
+  if wants rampart-none-totp; then
+    CONF=$(write_config "rampart-none-totp$SUFFIX" $'[primary]\nbackend = "none"' reject)
+    log "rampart none + TOTP: importing $NONE_USERS seeds"
+    import_seeds "$CONF" "totp{:06}" "$NONE_USERS"
     start_rampart "$CONF"
     i=0
     for c in $CONCS; do
-      read -r first count < <(slice "$LDAP_USERS" "$i"); i=$((i + 1))
+      read -r first count < <(slice "$NONE_USERS" "$i"); i=$((i + 1))
       # shellcheck disable=SC2046
-      measure rampart-ldap-totp "$c" "$LOAD" radius --server "$RP_ADDR" --secret "$SECRET" \
-        --first "$first" --users "$count" --user-format "$UFMT" --password-format "$PFMT" \
+      measure rampart-none-totp "$c" "$LOAD" radius --server "$RP_ADDR" --secret "$SECRET" \
+        --first "$first" --users "$count" --user-format "totp{:06}" --password-format "" \
         --totp-key "$TOTP_KEY" $(cpu_args)
     done
     stop_rampart
   fi
-fi
-if wants rampart-ldap; then
-  CONF=$(write_config rampart-ldap "$(ldap_primary)" allow)
-  if ldap_backend_ready "$CONF"; then
-    log "rampart LDAP only (unenrolled = allow, empty store)"
-    start_rampart "$CONF"
-    for c in $CONCS; do
-      # shellcheck disable=SC2046
-      measure rampart-ldap "$c" "$LOAD" radius --server "$RP_ADDR" --secret "$SECRET" \
-        --users "$LDAP_USERS" --user-format "$UFMT" --password-format "$PFMT" $(cpu_args)
-    done
-    stop_rampart
-  fi
-fi
-
-# ---- raw LDAP: search + bind, no RADIUS -----------------------------------------------------------
-if wants raw-ldap; then
-  log "raw ldap3 search + bind"
-  for c in $CONCS; do
-    # shellcheck disable=SC2046
-    measure raw-ldap "$c" "$LOAD" ldap --url "ldap://127.0.0.1:$LDAP_PORT" \
-      --base-dn "ou=people,dc=example,dc=org" --bind-dn "cn=radius-svc,dc=example,dc=org" \
-      --bind-password radiussvcpw --filter "(uid={user})" \
-      --users "$LDAP_USERS" --user-format "$UFMT" --password-format "$PFMT" $(cpu_args)
-  done
-fi
-if [ -n "$LDAP_DIR" ]; then "$PEER/ldap-down.sh" "$LDAP_DIR" >/dev/null; LDAP_DIR=""; fi
-
-# ---- rampart, no primary + TOTP ---------------------------------------------------------------------
-if wants rampart-none-totp; then
-  CONF=$(write_config rampart-none-totp $'[primary]\nbackend = "none"' reject)
-  log "rampart none + TOTP: importing $NONE_USERS seeds"
-  import_seeds "$CONF" "totp{:06}" "$NONE_USERS"
-  start_rampart "$CONF"
-  i=0
-  for c in $CONCS; do
-    read -r first count < <(slice "$NONE_USERS" "$i"); i=$((i + 1))
-    # shellcheck disable=SC2046
-    measure rampart-none-totp "$c" "$LOAD" radius --server "$RP_ADDR" --secret "$SECRET" \
-      --first "$first" --users "$count" --user-format "totp{:06}" --password-format "" \
-      --totp-key "$TOTP_KEY" $(cpu_args)
-  done
-  stop_rampart
-fi
+done
 
 # ---- rampart, local users (argon2id) + TOTP -----------------------------------------------------------
 if wants rampart-local-totp; then
@@ -357,28 +373,50 @@ fi
 
 # ---- table ------------------------------------------------------------------------------------------
 python3 - "$RES" <<'PY' | tee "$OUT/summary.md"
-import json, sys
+import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-by = {(r["label"], r["concurrency"]): r for r in rows}
-def cores(r, name):
-    v = r.get("cpu", {}).get(name)
-    return f'{v["cores"]:.2f}' if v else "–"
-def ratio(r, other):
-    o = by.get((other, r["concurrency"]))
-    if not o or o.get("failed") or not o.get("rps"):
+# The n-th result of a (row, concurrency) is from round n.
+runs, order = {}, []
+for r in rows:
+    key = (r["label"], r["concurrency"])
+    if key not in runs:
+        runs[key] = []
+        order.append(key)
+    runs[key].append(r)
+rounds = max(len(v) for v in runs.values())
+def ok(r):
+    return not r.get("failed") and r.get("rps")
+def med(values):
+    return statistics.median(values) if values else None
+def cores(rs, name):
+    v = [r["cpu"][name]["cores"] for r in rs if ok(r) and name in r.get("cpu", {})]
+    return f"{med(v):.2f}" if v else "–"
+def ratio(key, other):
+    pairs = [(a["rps"], b["rps"]) for a, b in zip(runs[key], runs.get((other, key[1]), []))
+             if ok(a) and ok(b)]
+    if not pairs:
         return "–"
-    return f'{r["rps"] / o["rps"]:.2f}'
+    each = [a / b for a, b in pairs]
+    if len(each) == 1:
+        return f"{each[0]:.2f}"
+    return f"{med(each):.2f} ({min(each):.2f}–{max(each):.2f})"
+if rounds > 1:
+    print(f"Medians over {rounds} rounds; ratios are the median of each round's ratio (range).")
+    print()
 print("| row | conc | req/s | p50 ms | p99 ms | errors | waits | server cores | slapd cores | loadgen cores | ×FreeRADIUS | ×raw LDAP |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-for r in rows:
-    if r.get("failed"):
-        print(f'| {r["label"]} | {r["concurrency"]} | failed | | | | | | | | | |')
+for key in order:
+    label, conc = key
+    good = [r for r in runs[key] if ok(r)]
+    if not good:
+        print(f"| {label} | {conc} | failed | | | | | | | | | |")
         continue
-    server = cores(r, "rampart") if r["label"].startswith("rampart") else cores(r, "freeradius") if r["label"] == "fr-ldap" else "–"
-    rampart = r["label"].startswith("rampart")
-    print(f'| {r["label"]} | {r["concurrency"]} | {r["rps"]:.0f} | {r["p50_ms"]} | {r["p99_ms"]} | '
-          f'{r["errors"]} | {r["waits"]} | {server} | {cores(r, "slapd")} | {cores(r, "loadgen")} | '
-          f'{ratio(r, "fr-ldap") if rampart else "–"} | {ratio(r, "raw-ldap") if rampart else "–"} |')
+    rampart = label.startswith("rampart")
+    server = cores(good, "rampart") if rampart else cores(good, "freeradius") if label == "fr-ldap" else "–"
+    print(f'| {label} | {conc} | {med([r["rps"] for r in good]):.0f} | {round(med([r["p50_ms"] for r in good]), 3)} | '
+          f'{round(med([r["p99_ms"] for r in good]), 3)} | {sum(r["errors"] for r in good)} | {sum(r["waits"] for r in good)} | '
+          f'{server} | {cores(good, "slapd")} | {cores(good, "loadgen")} | '
+          f'{ratio(key, "fr-ldap") if rampart else "–"} | {ratio(key, "raw-ldap") if rampart else "–"} |')
 PY
 echo
 echo "errors = unexpected answers + timeouts + bad replies; cores = CPU seconds / wall seconds over the measured window"
