@@ -241,6 +241,22 @@ import_seeds() {
   "$RAMPART" enroll import "$csv" --config "$1" | sed 's/^/    /' >&2
 }
 
+# totp_row ROW CONFIG USER_FORMAT USERS PASSWORD_FORMAT: imports seeds for USERS users, starts
+# rampart, and measures each concurrency on its own slice of them (codes are single use)
+totp_row() {
+  local row=$1 conf=$2 ufmt=$3 users=$4 pfmt=$5 i=0 c first count
+  import_seeds "$conf" "$ufmt" "$users"
+  start_rampart "$conf"
+  for c in $CONCS; do
+    read -r first count < <(slice "$users" "$i"); i=$((i + 1))
+    # shellcheck disable=SC2046
+    measure "$row" "$c" "$LOAD" radius --server "$RP_ADDR" --secret "$SECRET" \
+      --first "$first" --users "$count" --user-format "$ufmt" --password-format "$pfmt" \
+      --totp-key "$TOTP_KEY" $(cpu_args)
+  done
+  stop_rampart
+}
+
 # ldap_backend_ready CONFIG: whether this build knows backend = "ldap"
 ldap_backend_ready() {
   if ! "$RAMPART" check-config --config "$1" >"$OUT/ldap-check.txt" 2>&1; then
@@ -289,17 +305,7 @@ for ((ROUND = 0; ROUND < ROUNDS; ROUND++)); do
     CONF=$(write_config "rampart-ldap-totp$SUFFIX" "$(ldap_primary)" reject)
     if ldap_backend_ready "$CONF"; then
       log "rampart LDAP + TOTP: importing $LDAP_USERS seeds"
-      import_seeds "$CONF" "$UFMT" "$LDAP_USERS"
-      start_rampart "$CONF"
-      i=0
-      for c in $CONCS; do
-        read -r first count < <(slice "$LDAP_USERS" "$i"); i=$((i + 1))
-        # shellcheck disable=SC2046
-        measure rampart-ldap-totp "$c" "$LOAD" radius --server "$RP_ADDR" --secret "$SECRET" \
-          --first "$first" --users "$count" --user-format "$UFMT" --password-format "$PFMT" \
-          --totp-key "$TOTP_KEY" $(cpu_args)
-      done
-      stop_rampart
+      totp_row rampart-ldap-totp "$CONF" "$UFMT" "$LDAP_USERS" "$PFMT"
     fi
   fi
   if wants rampart-ldap; then
@@ -336,17 +342,7 @@ for ((ROUND = 0; ROUND < ROUNDS; ROUND++)); do
   if wants rampart-none-totp; then
     CONF=$(write_config "rampart-none-totp$SUFFIX" $'[primary]\nbackend = "none"' reject)
     log "rampart none + TOTP: importing $NONE_USERS seeds"
-    import_seeds "$CONF" "totp{:06}" "$NONE_USERS"
-    start_rampart "$CONF"
-    i=0
-    for c in $CONCS; do
-      read -r first count < <(slice "$NONE_USERS" "$i"); i=$((i + 1))
-      # shellcheck disable=SC2046
-      measure rampart-none-totp "$c" "$LOAD" radius --server "$RP_ADDR" --secret "$SECRET" \
-        --first "$first" --users "$count" --user-format "totp{:06}" --password-format "" \
-        --totp-key "$TOTP_KEY" $(cpu_args)
-    done
-    stop_rampart
+    totp_row rampart-none-totp "$CONF" "totp{:06}" "$NONE_USERS" ""
   fi
 done
 
@@ -358,17 +354,7 @@ if wants rampart-local-totp; then
   python3 -c "
 for n in range($LOCAL_USERS): print('pass%0${W}d user%0${W}d $CONF' % (n, n))" |
     xargs -P "$(nproc)" -L 1 sh -c 'echo "$1" | "$0" user add "$2" --config "$3" >/dev/null' "$RAMPART"
-  import_seeds "$CONF" "$UFMT" "$LOCAL_USERS"
-  start_rampart "$CONF"
-  i=0
-  for c in $CONCS; do
-    read -r first count < <(slice "$LOCAL_USERS" "$i"); i=$((i + 1))
-    # shellcheck disable=SC2046
-    measure rampart-local-totp "$c" "$LOAD" radius --server "$RP_ADDR" --secret "$SECRET" \
-      --first "$first" --users "$count" --user-format "$UFMT" --password-format "$PFMT" \
-      --totp-key "$TOTP_KEY" $(cpu_args)
-  done
-  stop_rampart
+  totp_row rampart-local-totp "$CONF" "$UFMT" "$LOCAL_USERS" "$PFMT"
 fi
 
 # ---- table ------------------------------------------------------------------------------------------
