@@ -387,3 +387,40 @@ async fn a_required_pin_is_checked_and_a_wrong_one_counts_as_a_failure() {
     tap(&s.oob, &approval, Answer::Approved);
     assert_eq!(login.await.unwrap().reason, "ok");
 }
+
+#[tokio::test]
+async fn an_accepted_code_clears_the_failures_and_records_the_login() {
+    // The success bookkeeping rides on the code's claim (one commit per
+    // login), so an accepted code must still reset the count and set
+    // last_login.
+    let s = setup(|_| {}).await;
+    let seed = b"12345678901234567890";
+    let key = SealKey::from_bytes([3; 32]);
+    s.store
+        .set_totp("carol", &key.seal(b"carol", seed), 1)
+        .await
+        .unwrap();
+    let wrong = decide(&s.pipeline, request("carol", Some("000000"), "a")).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = crate::factor::totp::code_at(seed, now);
+    // "000000" could be the current code once in a million runs.
+    if code != "000000" {
+        assert_eq!(wrong.reason, "bad_code");
+        assert_eq!(
+            s.store
+                .login_state("carol", now as i64)
+                .await
+                .unwrap()
+                .failures,
+            1
+        );
+    }
+    let right = decide(&s.pipeline, request("carol", Some(&code), "a")).await;
+    assert_eq!((right.reason, right.factor), ("ok", "totp"));
+    let state = s.store.login_state("carol", now as i64).await.unwrap();
+    assert_eq!(state.failures, 0);
+    assert!(state.last_login.is_some_and(|t| t >= now as i64 - 5));
+}
