@@ -4,7 +4,6 @@
 //! passwords accepted by RADIUS only on clients that allow them; the audit
 //! log filled by real logins.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -328,11 +327,7 @@ struct Smtpd {
 
 impl Smtpd {
     fn start() -> Smtpd {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::common::ports::free_port();
         let dir = tempfile::tempdir().unwrap();
         let output = dir.path().join("mail.txt");
         let child = Command::new("timeout")

@@ -18,6 +18,10 @@ use crate::store::{PostgresStore, SqliteStore, Store, StoreConfig, StoreError, c
 #[path = "../../../tests/integration/common/postgres.rs"]
 mod server;
 
+// The server module picks its port through `super::ports`, as in the integration harness.
+#[path = "../../../tests/integration/common/ports.rs"]
+mod ports;
+
 use server::Postgres;
 
 async fn open(pg: &Postgres, database: &str, timeout: Duration) -> PostgresStore {

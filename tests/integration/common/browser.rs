@@ -3,7 +3,6 @@
 //! and is killed on drop; Chromium gets a fresh profile directory and no
 //! network of its own (no sync, updates or background fetches).
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,19 +14,10 @@ pub struct Browser {
     _profile: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    // Bound then released: chromedriver takes it a moment later.
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Browser {
     /// Starts chromedriver and a headless Chromium session.
     pub async fn start() -> Browser {
-        let port = free_port();
+        let port = super::ports::free_port();
         let driver = Command::new("timeout")
             .args(["--signal=KILL", "600", "chromedriver"])
             .arg(format!("--port={port}"))

@@ -5,7 +5,7 @@
 //! free loopback port, run in the foreground under `timeout` so it cannot
 //! outlive the test run, and stopped on drop.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -115,11 +115,6 @@ server default {{
     )
 }
 
-fn free_udp_port() -> u16 {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.local_addr().unwrap().port()
-}
-
 fn binary() -> &'static str {
     if Path::new("/usr/sbin/freeradius").exists() {
         "/usr/sbin/freeradius"
@@ -144,7 +139,7 @@ impl FreeRadius {
         // it: retry with another one.
         let mut last_log = String::new();
         for _ in 0..5 {
-            let port = free_udp_port();
+            let port = super::ports::free_port();
             let log = dir.path().join("radius.log");
             let _ = std::fs::remove_file(&log);
             std::fs::write(

@@ -12,6 +12,7 @@ pub mod freeradius;
 pub mod mock_ad;
 pub mod ntfy;
 pub mod phone;
+pub mod ports;
 pub mod postgres;
 pub mod proxy;
 pub mod radsecproxy;

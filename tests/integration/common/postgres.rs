@@ -16,7 +16,6 @@
 
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -41,14 +40,6 @@ pub struct Postgres {
     settings: Vec<String>,
     starts: usize,
     child: Option<Child>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The newest `/usr/lib/postgresql/<version>/bin` (Debian's layout).
@@ -165,7 +156,7 @@ impl Postgres {
         }
         let pg = Postgres {
             dir,
-            port: free_port(),
+            port: super::ports::free_port(),
             bin: bin_dir(),
             run_as,
             owner,

@@ -5,7 +5,7 @@
 //! rampart's certificate against the test CA and `127.0.0.1`. Written config,
 //! foreground, under `timeout`, stopped on drop.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -65,11 +65,6 @@ PidFile {dir}/radsecproxy.pid
     )
 }
 
-fn free_udp_port() -> u16 {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.local_addr().unwrap().port()
-}
-
 impl RadsecProxy {
     /// Starts radsecproxy forwarding to rampart's RadSec listener at
     /// `rampart`, trusting `ca` and presenting `identity` (certificate, key).
@@ -80,7 +75,7 @@ impl RadsecProxy {
         // The port is free when chosen but may be taken before radsecproxy
         // binds it: retry with another one.
         for _ in 0..5 {
-            let port = free_udp_port();
+            let port = super::ports::free_port();
             let conf = dir.path().join("radsecproxy.conf");
             std::fs::write(
                 &conf,

@@ -16,7 +16,6 @@
 //!   would keep them (direct groups only);
 //! - `cn=Monitor`, readable by the root DN, for connection and operation counters.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -68,14 +67,6 @@ pub struct Counters {
     pub binds: u64,
     /// Search operations completed.
     pub searches: u64,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn run(command: &mut Command) {
@@ -234,8 +225,8 @@ impl Slapd {
         };
         // A free port can be taken between our check and slapd's bind: try again.
         for _ in 0..5 {
-            slapd.port = free_port();
-            slapd.tls_port = free_port();
+            slapd.port = super::ports::free_port();
+            slapd.tls_port = super::ports::free_port();
             if slapd.spawn() {
                 return slapd;
             }
@@ -245,6 +236,8 @@ impl Slapd {
 
     /// Starts slapd on the current ports; false if it exited (port taken).
     fn spawn(&mut self) -> bool {
+        // The log is appended across restarts: count this start's line only.
+        let starts_before = self.log().matches("slapd starting").count();
         // stats: connections and operations, with their filters, for the tests to read.
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -275,7 +268,10 @@ impl Slapd {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            // "slapd starting" comes once every listener is bound: a port
+            // that answers before it may belong to someone else.
+            if self.log().matches("slapd starting").count() > starts_before
+                && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
                 && std::net::TcpStream::connect(("127.0.0.1", self.tls_port)).is_ok()
             {
                 return true;
