@@ -239,7 +239,7 @@ fn tls_primary(
     client: bool,
 ) -> String {
     let mut toml = format!(
-        "backend = \"ldap\"\nurls = [\"{url}\"]\nstarttls = {starttls}\nca_file = \"{}\"\nbind_dn = \"{SERVICE_DN}\"\nbind_password = \"{SERVICE_PASSWORD}\"\nbase_dn = \"{BASE}\"\ntimeout_ms = 2000\n",
+        "backend = \"ldap\"\nurls = [\"{url}\"]\nstarttls = {starttls}\nca_file = \"{}\"\nbind_dn = \"{SERVICE_DN}\"\nbind_password = \"{SERVICE_PASSWORD}\"\nbase_dn = \"{BASE}\"\ntimeout_ms = 5000\nconnect_timeout_ms = 5000\n",
         ca.display()
     );
     if client {
