@@ -104,6 +104,68 @@ fn pooled_connections_are_reused_across_logins() {
     );
 }
 
+/// Searches share service connections (several outstanding on each, RFC 4511
+/// §4.1.1); user binds keep one connection each. 48 logins at once with
+/// `pool_size = 16`: every one accepted, the searches on at most two service
+/// connections (16 searches / 8 per connection), the binds on at most 16.
+#[test]
+fn concurrent_logins_share_search_connections() {
+    let slapd = Slapd::start();
+    let rampart = start(slapd.primary("pool_size = 16"), "unenrolled = \"allow\"");
+    let before = slapd.counters();
+    const LOGINS: usize = 240;
+    let requests: String = (0..LOGINS)
+        .map(|i| {
+            let (user, password) = if i % 2 == 0 { BOB } else { ALICE };
+            format!(
+                "User-Name = \"{user}\", User-Password = \"{password}\", Message-Authenticator = 0x00\n\n"
+            )
+        })
+        .collect();
+    let file = rampart.dir.path().join("logins.txt");
+    std::fs::write(&file, requests).unwrap();
+    let out = std::process::Command::new("radclient")
+        .args(["-p", "48", "-r", "3", "-t", "10", "-f"])
+        .arg(&file)
+        .arg(rampart.radius.to_string())
+        .arg("auth")
+        .arg(SECRET)
+        .output()
+        .expect("radclient runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.matches("Received Access-Accept").count(),
+        LOGINS,
+        "{stdout}"
+    );
+    let after = slapd.counters();
+    assert_eq!(after.searches - before.searches, LOGINS as u64 + 1);
+    let metrics = rampart.metrics();
+    let open = |pool: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("rampart_ldap_connections{")
+                    && l.contains(&format!("pool=\"{pool}\""))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert!((1.0..=2.0).contains(&open("service")), "{metrics}");
+    assert!((1.0..=16.0).contains(&open("bind")), "{metrics}");
+    // Every connection slapd saw (plus the counters' own two readings).
+    let opened = after.connections - before.connections;
+    assert!(
+        opened <= 2 + 16 + 1,
+        "{opened} connections: {before:?} {after:?}"
+    );
+}
+
 #[test]
 fn failover_to_the_second_server_and_back() {
     let mut first = Slapd::start();

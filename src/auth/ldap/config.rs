@@ -119,7 +119,9 @@ pub struct LdapConfig {
     /// connection from any server (failover included). Default 3000.
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
-    /// Connections kept per kind (service-account searches, user binds). Default 8.
+    /// Operations of each kind at once: user binds, each on a connection of
+    /// its own, and service-account searches, sharing connections
+    /// ([`super::pool::SEARCHES_PER_CONNECTION`] on each). Default 8.
     #[serde(default = "default_pool_size")]
     pub pool_size: usize,
 }
