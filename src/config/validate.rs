@@ -465,7 +465,8 @@ fn validate_clients(file: &ConfigFile, problems: &mut Problems) -> Clients {
     Clients::new(clients).with_radsec(radsec_clients)
 }
 
-fn parse_network(text: &str) -> Option<IpNet> {
+/// An address or a network in CIDR form (`10.0.0.0/8`, `192.0.2.1`).
+pub fn parse_network(text: &str) -> Option<IpNet> {
     text.parse::<IpNet>()
         .ok()
         .or_else(|| text.parse::<std::net::IpAddr>().ok().map(IpNet::from))

@@ -30,6 +30,11 @@ pub struct PortalConfig {
     /// only for plain-HTTP tests: the session cookie is a bearer credential.
     #[serde(default = "default_true")]
     pub secure_cookies: bool,
+    /// Reverse proxies (addresses or CIDR networks) whose `X-Forwarded-For`
+    /// names the client, for the per-address limit and the audit log.
+    /// Default none: the TCP peer is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for PortalConfig {
@@ -42,6 +47,7 @@ impl Default for PortalConfig {
             signin_limit_per_address: default_per_address(),
             ntfy_server: None,
             secure_cookies: true,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -92,6 +98,14 @@ impl PortalConfig {
                 "must be an http(s) URL such as \"https://ntfy.sh\"".into(),
             ));
         }
+        for proxy in &self.trusted_proxies {
+            if crate::config::validate::parse_network(proxy).is_none() {
+                problems.push((
+                    "trusted_proxies".into(),
+                    format!("{proxy:?} is not an IP address or a network such as \"10.0.0.0/8\""),
+                ));
+            }
+        }
         problems
     }
 }
@@ -108,6 +122,7 @@ mod tests {
             signin_limit_per_user: 0,
             ntfy_server: Some("ntfy.sh".into()),
             title: String::new(),
+            trusted_proxies: vec!["10.0.0.0/8".into(), "nginx.internal".into()],
             ..PortalConfig::default()
         };
         let keys: Vec<String> = bad.problems().into_iter().map(|(k, _)| k).collect();
@@ -117,7 +132,8 @@ mod tests {
                 "title",
                 "session_minutes",
                 "signin_limit_per_user",
-                "ntfy_server"
+                "ntfy_server",
+                "trusted_proxies"
             ]
         );
     }

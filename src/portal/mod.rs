@@ -20,6 +20,7 @@
 pub mod app_passwords;
 pub mod config;
 pub mod csrf;
+pub mod forwarded;
 pub mod home;
 pub mod html;
 pub mod limit;
@@ -92,6 +93,8 @@ pub struct Portal {
     username: UsernameConfig,
     sessions: Sessions,
     limit: limit::SignInLimit,
+    /// `trusted_proxies`, parsed (validated at load).
+    proxies: Vec<ipnet::IpNet>,
 }
 
 impl Portal {
@@ -104,6 +107,9 @@ impl Portal {
                 parts.config.signin_limit_per_address,
             ),
             totp: TotpFactor::new(parts.store.clone(), parts.key.clone(), parts.totp),
+            proxies: (parts.config.trusted_proxies.iter())
+                .filter_map(|p| crate::config::validate::parse_network(p))
+                .collect(),
             recovery: RecoveryCodes::new(parts.store.clone(), parts.key.clone()),
             config: parts.config,
             primary: parts.primary,
@@ -260,18 +266,22 @@ async fn security_headers(mut response: Response) -> Response {
     response
 }
 
-/// The client's address, when the listener records it.
+/// The client's address, when the listener records it: the TCP peer, or
+/// behind a trusted reverse proxy the address it forwards ([`forwarded`]).
 pub struct ClientAddr(pub Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<Arc<Portal>> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        portal: &Arc<Portal>,
+    ) -> Result<Self, Self::Rejection> {
         Ok(ClientAddr(
             parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
+                .map(|c| forwarded::client_address(c.0.ip(), &parts.headers, &portal.proxies)),
         ))
     }
 }

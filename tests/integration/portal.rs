@@ -262,6 +262,46 @@ fn signin_needs_csrf_and_is_rate_limited_per_user_and_per_address() {
     assert_not_logged(&rampart, &["pw-Bob-right", &csrf]);
 }
 
+/// A wrong-password sign-in; the status says whether the limit refused it.
+fn failed_sign_in(web: &mut Web, user: &str) -> u16 {
+    let csrf = web.get("/enroll/signin").csrf();
+    web.post(
+        "/enroll/signin",
+        &[("csrf", &csrf), ("user", user), ("password", "wrong")],
+    )
+    .status
+}
+
+#[test]
+fn behind_a_trusted_proxy_each_forwarded_address_has_its_own_limit() {
+    let rampart = Rampart::start_with(portal_options(
+        "signin_limit_per_address = 2\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]",
+    ));
+    // The proxy (127.0.0.1) forwards two offices; each gets two attempts.
+    let mut office = Web::new(rampart.metrics).forwarded_for("198.51.100.7");
+    assert_eq!(failed_sign_in(&mut office, "u1"), 401);
+    assert_eq!(failed_sign_in(&mut office, "u2"), 401);
+    assert_eq!(failed_sign_in(&mut office, "u3"), 429);
+    // Naming another address to the left of what the proxy saw changes nothing:
+    // only entries written by trusted proxies are believed, read from the right.
+    let mut spoofing =
+        Web::new(rampart.metrics).forwarded_for("203.0.113.99, 198.51.100.7, 10.1.2.3");
+    assert_eq!(failed_sign_in(&mut spoofing, "u4"), 429);
+    let mut other = Web::new(rampart.metrics).forwarded_for("198.51.100.8");
+    assert_eq!(failed_sign_in(&mut other, "u5"), 401);
+
+    // Without trusted_proxies the header is ignored: everyone is 127.0.0.1.
+    let direct = Rampart::start_with(portal_options("signin_limit_per_address = 2"));
+    for (address, status) in [
+        ("198.51.100.1", 401),
+        ("198.51.100.2", 401),
+        ("198.51.100.3", 429),
+    ] {
+        let mut web = Web::new(direct.metrics).forwarded_for(address);
+        assert_eq!(failed_sign_in(&mut web, "someone"), status, "{address}");
+    }
+}
+
 #[test]
 fn signed_in_forms_need_the_session_token_and_change_nothing_without_it() {
     let rampart = Rampart::start_with(portal_options(""));
@@ -904,6 +944,7 @@ enabled = true
 session_minutes = 0
 signin_limit_per_address = 0
 ntfy_server = "ntfy.sh"
+trusted_proxies = ["10.0.0.0/8", "proxy.example"]
 colour = "blue"
 "#
         ),
@@ -928,6 +969,7 @@ colour = "blue"
         "portal.ntfy_server: must be an http(s) URL",
         "portal.session_minutes: must be between 1 and 1440 minutes",
         "portal.signin_limit_per_address: must be at least 1",
+        "portal.trusted_proxies: \"proxy.example\" is not an IP address or a network",
     ] {
         assert!(
             err.contains(&format!("{file}: {expected}")),

@@ -129,6 +129,8 @@ pub fn form_encode(fields: &[(&str, &str)]) -> String {
 pub struct Web {
     pub addr: SocketAddr,
     pub cookies: BTreeMap<String, String>,
+    /// Sent with every request, as a reverse proxy would add them.
+    pub extra_headers: Vec<(String, String)>,
 }
 
 impl Web {
@@ -136,7 +138,15 @@ impl Web {
         Web {
             addr,
             cookies: BTreeMap::new(),
+            extra_headers: Vec::new(),
         }
+    }
+
+    /// This client as a reverse proxy in front of the portal presents it.
+    pub fn forwarded_for(mut self, chain: &str) -> Web {
+        self.extra_headers
+            .push(("x-forwarded-for".into(), chain.into()));
+        self
     }
 
     pub fn get(&mut self, path: &str) -> Page {
@@ -189,6 +199,9 @@ impl Web {
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
             head.push_str(&format!("cookie: {}\r\n", jar.join("; ")));
+        }
+        for (name, value) in &self.extra_headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
         }
         if let Some(body) = body {
             head.push_str(&format!(
