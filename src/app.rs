@@ -412,7 +412,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         workers: Some(tokio::runtime::Handle::current()),
         ..ServerOptions::default()
     };
+    // RadSec (RFC 6614) is bound here, so that a reload can replace its TLS
+    // configuration (certificates, CA bundle, CRLs); it is served below.
+    let radsec_bound = match &config.radsec {
+        None => None,
+        Some(radsec) => {
+            let (listener, tls) = crate::radius::radsec::bind(radsec).await?;
+            Some((listener, Arc::new(Live::new(tls))))
+        }
+    };
     let running = Arc::new(reload::Running {
+        radsec_tls: radsec_bound.as_ref().map(|(_, tls)| tls.clone()),
         carry: std::sync::Mutex::new(carry.after(&pipeline)),
         started: config,
         store,
@@ -434,11 +444,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // lost when the loop shared the workers).
     let socket = socket.into_std()?;
     // RadSec (RFC 6614): a TLS listener beside UDP, on the same routes.
-    let radsec = match &running.started.radsec {
-        None => None,
-        Some(radsec) => {
-            use crate::radius::radsec::{RadsecOptions, bind, serve};
-            let (listener, tls) = bind(radsec).await?;
+    let radsec = match (radsec_bound, &running.started.radsec) {
+        (None, _) | (_, None) => None,
+        (Some((listener, tls)), Some(radsec)) => {
+            use crate::radius::radsec::{RadsecOptions, serve};
             info!("RadSec listening on tcp/{}", listener.local_addr()?);
             let limits = (running.started.max_in_flight, running.started.duplicate_ttl);
             let options = RadsecOptions::from_config(radsec, limits.0, limits.1);

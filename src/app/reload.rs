@@ -33,6 +33,7 @@ use crate::factor::push::PushConfig;
 use crate::live::Live;
 use crate::pipeline::Pipeline;
 use crate::radius::Routes;
+use crate::radius::radsec::config::RadsecConfig;
 use crate::seal::SealKey;
 use crate::secret::Secret;
 use crate::store::Store;
@@ -53,6 +54,8 @@ pub(super) struct Running {
     pub pipeline: Arc<Live<Pipeline>>,
     /// What the RADIUS listener reads per datagram.
     pub routes: Arc<Live<Routes>>,
+    /// The RadSec listener's TLS configuration, read per handshake.
+    pub radsec_tls: Option<Arc<Live<rustls::ServerConfig>>>,
     /// What the HTTP listener and the portal read for out-of-band answers.
     pub oob: OobHandle,
     /// The ntfy reply relay, if one runs.
@@ -153,6 +156,18 @@ impl Running {
             }
         };
         let oob = pipeline.out_of_band();
+        // Certificates, CA bundle and CRLs are re-read, so that a renewed
+        // certificate or CRL needs no restart. Read before anything changes.
+        let radsec_tls = match (&self.radsec_tls, &config.radsec) {
+            (Some(_), Some(radsec)) => match crate::radius::radsec::tls::server_config(radsec) {
+                Ok(tls) => Some(tls),
+                Err(error) => {
+                    error!("reload refused: {error}; the running configuration stays");
+                    return false;
+                }
+            },
+            _ => None,
+        };
 
         // The relay first: if it cannot start, nothing has changed yet.
         let mut relay = self.relay.lock().unwrap_or_else(|e| e.into_inner());
@@ -186,6 +201,10 @@ impl Running {
         }));
         self.oob.replace(oob.clone());
         self.pipeline.store(pipeline.clone());
+        if let (Some(live), Some(tls)) = (&self.radsec_tls, radsec_tls) {
+            live.store(tls);
+            info!("RadSec: certificate, CA bundle and CRLs re-read; new connections use them");
+        }
         if let Some(old) = replaced {
             old.cancel.cancel();
             info!("push: ntfy reply relay restarted with the new [push] settings");
@@ -252,9 +271,18 @@ fn needs_restart(started: &Config, new: &Config) -> Vec<&'static str> {
     if differ(&started.smtp, &new.smtp) {
         keys.push("smtp");
     }
-    // The RadSec listener and its TLS configuration are built once; which
-    // clients may connect (`[[clients]]`) is reloaded with the routes.
-    if differ(&started.radsec, &new.radsec) {
+    // The RadSec socket and its limits are set up once; its files (re-read)
+    // and which clients may connect (`[[clients]]`) are reloaded.
+    let sockets_only = |radsec: &Option<RadsecConfig>| {
+        radsec.clone().map(|radsec| RadsecConfig {
+            cert_file: String::new(),
+            key_file: String::new(),
+            ca_file: String::new(),
+            crl_file: None,
+            ..radsec
+        })
+    };
+    if differ(&sockets_only(&started.radsec), &sockets_only(&new.radsec)) {
         keys.push("radsec");
     }
     keys

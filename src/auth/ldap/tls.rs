@@ -11,16 +11,29 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
 
+/// Every PEM item of one kind in a file (certificates, CRLs); an error
+/// naming the file if it cannot be read, is not PEM, or has none
+/// (`file_kind`: "certificate bundle"; `item`: "certificate").
+pub fn read_pem_all<T: PemObject>(
+    path: &Path,
+    file_kind: &str,
+    item: &str,
+) -> Result<Vec<T>, String> {
+    let shown = path.display();
+    let items = T::pem_file_iter(path)
+        .map_err(|e| format!("cannot read {shown}: {e}"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{shown}: not a PEM {file_kind}: {e}"))?;
+    if items.is_empty() {
+        return Err(format!("{shown}: no PEM {item} in it"));
+    }
+    Ok(items)
+}
+
 /// The CA certificates in a PEM file; an error if it has none or any is invalid.
 pub fn load_roots(path: &Path) -> Result<RootCertStore, String> {
     let shown = path.display();
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("cannot read {shown}: {e}"))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{shown}: not a PEM certificate bundle: {e}"))?;
-    if certs.is_empty() {
-        return Err(format!("{shown}: no PEM certificate in it"));
-    }
+    let certs: Vec<CertificateDer> = read_pem_all(path, "certificate bundle", "certificate")?;
     let mut roots = RootCertStore::empty();
     for cert in certs {
         roots

@@ -31,6 +31,14 @@ pub struct RadsecConfig {
     /// PEM bundle of the CA certificates that sign NAS (client) certificates. Required.
     #[serde(default)]
     pub ca_file: String,
+    /// PEM file with the certificate revocation lists (X.509 CRLs) of the CAs
+    /// that issue NAS certificates. Unset: revocation is not checked. Set:
+    /// a NAS certificate listed as revoked is refused, and so is one whose
+    /// issuer has no CRL in the file or whose CRL has passed its nextUpdate
+    /// (fail closed, as OpenSSL does). Re-read on SIGHUP with the
+    /// certificates.
+    #[serde(default)]
+    pub crl_file: Option<String>,
     /// Seconds a TLS handshake may take. Default 10.
     #[serde(default = "default_handshake_timeout")]
     pub handshake_timeout_secs: u64,

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tracing::{debug, info, warn};
 
@@ -39,13 +40,17 @@ pub(super) async fn run(
     let _ = tcp.set_nodelay(true);
     let handshake = tokio::time::timeout(
         shared.options.handshake_timeout,
-        shared.acceptor.accept(tcp),
+        TlsAcceptor::from(shared.tls.load()).accept(tcp),
     );
     let mut stream = tokio::select! {
         outcome = handshake => match outcome {
             Ok(Ok(stream)) => stream,
             Ok(Err(error)) => {
                 let reason = tls::handshake_failure_reason(&error);
+                if reason == "crl_expired" {
+                    // Every NAS of that CA is refused until the file is renewed.
+                    warn!(%peer, "RadSec: the CRL for this NAS certificate's issuer is past its nextUpdate; replace [radsec] crl_file and send SIGHUP");
+                }
                 info!(%peer, reason, %error, "RadSec TLS handshake failed");
                 handshake_failure(reason, peer);
                 return;

@@ -29,7 +29,6 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
@@ -121,7 +120,9 @@ pub async fn bind(
 
 /// Everything a connection needs, shared by all of them.
 struct Shared {
-    acceptor: TlsAcceptor,
+    /// Certificates, CA bundle and CRLs, replaced whole by a reload; each
+    /// handshake uses the one current when the connection arrived.
+    tls: Arc<Live<rustls::ServerConfig>>,
     /// Clients and handler, replaced whole by a reload.
     routes: Arc<Live<Routes>>,
     options: RadsecOptions,
@@ -143,14 +144,14 @@ fn handshake_failure(reason: &'static str, peer: SocketAddr) {
 /// be written (up to `shutdown_grace`), closes the connections and returns.
 pub async fn serve(
     listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
+    tls: Arc<Live<rustls::ServerConfig>>,
     routes: Arc<Live<Routes>>,
     options: RadsecOptions,
     token: CancellationToken,
 ) -> std::io::Result<()> {
     let connections = Arc::new(Semaphore::new(options.max_connections));
     let shared = Arc::new(Shared {
-        acceptor: TlsAcceptor::from(tls),
+        tls,
         routes,
         permits: Arc::new(Semaphore::new(options.max_in_flight)),
         options,

@@ -1,23 +1,25 @@
 //! TLS for the RadSec listener: a rustls server configuration (aws-lc-rs, the
 //! project's one provider) that offers TLS 1.3 and 1.2 only and *requires* a
 //! client certificate chaining to `ca_file` (RFC 6614 §2.3: mutual
-//! authentication), and the names of handshake failures used as metric labels.
+//! authentication) and, with `crl_file`, not revoked (RFC 5280 §6.3 CRLs),
+//! and the names of handshake failures used as metric labels.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use rustls::server::{VerifierBuilderError, WebPkiClientVerifier};
 use rustls::{CertificateError, Error as TlsError, ServerConfig};
 
 use super::config::RadsecConfig;
+use crate::auth::ldap::tls::read_pem_all;
 
 /// Why the TLS configuration cannot be built, naming the `[radsec]` key at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("radsec.{key}: {message}")]
 pub struct TlsSetupError {
-    /// `cert_file`, `key_file` or `ca_file`.
+    /// `cert_file`, `key_file`, `ca_file` or `crl_file`.
     pub key: &'static str,
     /// What is wrong (never key material).
     pub message: String,
@@ -31,28 +33,49 @@ fn setup_error(key: &'static str) -> impl FnOnce(String) -> TlsSetupError {
 pub fn server_config(config: &RadsecConfig) -> Result<Arc<ServerConfig>, TlsSetupError> {
     let roots = crate::auth::ldap::tls::load_roots(Path::new(&config.ca_file))
         .map_err(setup_error("ca_file"))?;
-    let chain = CertificateDer::pem_file_iter(&config.cert_file)
-        .map_err(|e| format!("cannot read {}: {e}", config.cert_file))
-        .and_then(|certs| {
-            certs
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("{}: not a PEM certificate chain: {e}", config.cert_file))
-        })
-        .and_then(|chain| match chain.is_empty() {
-            true => Err(format!("{}: no PEM certificate in it", config.cert_file)),
-            false => Ok(chain),
-        })
-        .map_err(setup_error("cert_file"))?;
+    let chain: Vec<CertificateDer> = read_pem_all(
+        Path::new(&config.cert_file),
+        "certificate chain",
+        "certificate",
+    )
+    .map_err(setup_error("cert_file"))?;
     // The message names the file only: never echo key material.
     let key = PrivateKeyDer::from_pem_file(&config.key_file)
         .map_err(|_| format!("{}: no readable PEM private key in it", config.key_file))
         .map_err(setup_error("key_file"))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     // Mandatory client authentication: `allow_unauthenticated` is never called.
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .map_err(|e| format!("{}: {e}", config.ca_file))
-        .map_err(setup_error("ca_file"))?;
+    let mut verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+    if let Some(crl_file) = &config.crl_file {
+        // The NAS certificate itself is checked against its issuer's CRL; a
+        // missing or outdated CRL refuses it rather than let a revoked
+        // certificate through (rustls' defaults, plus nextUpdate enforced).
+        verifier = verifier
+            .with_crls(
+                read_pem_all::<CertificateRevocationListDer>(
+                    Path::new(crl_file),
+                    "CRL file",
+                    "X509 CRL",
+                )
+                .map_err(setup_error("crl_file"))?,
+            )
+            .only_check_end_entity_revocation()
+            .enforce_revocation_expiration();
+    }
+    let verifier = verifier.build().map_err(|error| match error {
+        VerifierBuilderError::InvalidCrl(e) => TlsSetupError {
+            key: "crl_file",
+            message: format!(
+                "{}: not a usable CRL: {e:?}",
+                config.crl_file.as_deref().unwrap_or("")
+            ),
+        },
+        other => TlsSetupError {
+            key: "ca_file",
+            message: format!("{}: {other}", config.ca_file),
+        },
+    })?;
     let server = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| e.to_string())
@@ -88,6 +111,10 @@ pub fn handshake_failure_reason(error: &std::io::Error) -> &'static str {
         TlsError::InvalidCertificate(
             CertificateError::Revoked | CertificateError::UnknownRevocationStatus,
         ) => "certificate_revoked",
+        TlsError::InvalidCertificate(
+            CertificateError::ExpiredRevocationList
+            | CertificateError::ExpiredRevocationListContext { .. },
+        ) => "crl_expired",
         TlsError::InvalidCertificate(_) => "bad_certificate",
         TlsError::PeerIncompatible(_) => "incompatible",
         TlsError::AlertReceived(_) => "peer_alert",

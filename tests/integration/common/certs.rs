@@ -171,3 +171,43 @@ pub fn make_radsec_certificates(dir: &Path) -> RadsecCerts {
         ),
     }
 }
+
+/// Writes `crl.pem` in `dir`: the CRL of the test CA (`ca`) listing
+/// `revoked` (certificates it issued), made with `openssl ca -gencrl` as an
+/// admin would. `expired`: its nextUpdate is already past. Each call starts
+/// from an empty revocation database. Returns the path.
+pub fn revocation_list(dir: &Path, revoked: &[&Path], expired: bool) -> PathBuf {
+    std::fs::write(dir.join("crl-index.txt"), "").unwrap();
+    std::fs::write(dir.join("crl-number"), "01\n").unwrap();
+    std::fs::write(
+        dir.join("crl.cnf"),
+        "[ca]\ndefault_ca = test\n[test]\ndatabase = crl-index.txt\ncrlnumber = crl-number\n\
+         certificate = ca.pem\nprivate_key = ca.key\ndefault_md = sha256\ndefault_crl_days = 2\n",
+    )
+    .unwrap();
+    for certificate in revoked {
+        let certificate = certificate.to_str().unwrap();
+        openssl(dir, &["ca", "-config", "crl.cnf", "-revoke", certificate]);
+    }
+    let mut args: Vec<String> = ["ca", "-config", "crl.cnf", "-gencrl", "-out", "crl.pem"]
+        .map(String::from)
+        .to_vec();
+    if expired {
+        // Issued two days ago, valid until yesterday (OpenSSL 3 takes GeneralizedTime).
+        for (option, days_ago) in [("-crl_lastupdate", 2), ("-crl_nextupdate", 1)] {
+            let out = Command::new("date")
+                .args([
+                    "-u",
+                    "-d",
+                    &format!("{days_ago} days ago"),
+                    "+%Y%m%d%H%M%SZ",
+                ])
+                .output()
+                .unwrap();
+            args.push(option.into());
+            args.push(String::from_utf8(out.stdout).unwrap().trim().into());
+        }
+    }
+    openssl(dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    dir.join("crl.pem")
+}

@@ -120,6 +120,24 @@ fn certificate_files_are_checked_before_start() {
     let (status, err) = check(&section(&certs.server.0, &certs.server.1, &certs.server.1));
     assert_eq!(status, 2);
     assert!(err.contains("FILE: radsec.ca_file: "), "{err}");
+    // A CRL file without a CRL, and one that is missing.
+    let good = section(&certs.server.0, &certs.server.1, &certs.ca);
+    for (crl, expected) in [
+        (certs.ca.display().to_string(), "no PEM X509 CRL in it"),
+        (
+            "/nonexistent/crl.pem".to_string(),
+            "cannot read /nonexistent/crl.pem",
+        ),
+    ] {
+        let (status, err) = check(&format!("{good}crl_file = \"{crl}\"\n"));
+        assert_eq!(status, 2);
+        assert!(err.contains("FILE: radsec.crl_file: "), "{err}");
+        assert!(err.contains(expected), "{expected:?} in {err}");
+    }
+    // A real one passes.
+    let crl = crate::common::certs::revocation_list(dir.path(), &[], false);
+    let (status, err) = check(&format!("{good}crl_file = \"{}\"\n", crl.display()));
+    assert_eq!(status, 0, "{err}");
 }
 
 #[test]

@@ -17,6 +17,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 use super::*;
+use crate::common::certs::revocation_list;
 
 type Tls = StreamOwned<ClientConnection, TcpStream>;
 
@@ -24,6 +25,25 @@ const RADSEC: &[u8] = b"radsec";
 
 /// A TLS connection to rampart's RadSec listener as `identity`.
 fn connect(rampart: &Rampart, certs: &RadsecCerts, identity: &Identity) -> Tls {
+    try_connect(rampart, certs, identity).expect("TLS handshake")
+}
+
+/// Whether a Status-Server sent as `identity` gets an answer: false when the
+/// handshake fails or rampart closes the connection instead (with TLS 1.3 the
+/// client may finish its side before the server has checked its certificate).
+fn answered(rampart: &Rampart, certs: &RadsecCerts, identity: &Identity) -> bool {
+    let Ok(mut tls) = try_connect(rampart, certs, identity) else {
+        return false;
+    };
+    let (status, _) = status_server(7);
+    tls.write_all(&status).is_ok() && read_packet(&mut tls).is_some()
+}
+
+fn try_connect(
+    rampart: &Rampart,
+    certs: &RadsecCerts,
+    identity: &Identity,
+) -> Result<Tls, rustls::Error> {
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(&certs.ca).unwrap() {
         roots.add(cert.unwrap()).unwrap();
@@ -48,9 +68,11 @@ fn connect(rampart: &Rampart, certs: &RadsecCerts, identity: &Identity) -> Tls {
     let mut tls = StreamOwned::new(connection, tcp);
     // Finish the handshake now, so a refusal shows here.
     while tls.conn.is_handshaking() {
-        tls.conn.complete_io(&mut tls.sock).unwrap();
+        if let Err(error) = tls.conn.complete_io(&mut tls.sock) {
+            return Err(rustls::Error::General(error.to_string()));
+        }
     }
-    tls
+    Ok(tls)
 }
 
 /// The next packet, or `None` once rampart closed the connection.
@@ -274,5 +296,84 @@ fn a_reload_remaps_radsec_clients_on_open_connections() {
             r#"rampart_radsec_handshake_failures_total{reason="unknown_client"}"#,
             1.0
         ) >= 1.0
+    );
+}
+
+#[test]
+fn a_revoked_nas_certificate_is_refused_once_the_renewed_crl_is_reloaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = make_radsec_certificates(dir.path());
+    // The CA's CRL revokes another certificate, not nas1's.
+    let crl = revocation_list(dir.path(), &[&certs.stranger.0], false);
+    let rampart = Rampart::start_with(Options {
+        extra: radsec_toml(&certs, &format!("crl_file = \"{}\"", crl.display())),
+        ..Options::default()
+    });
+    assert!(
+        answered(&rampart, &certs, &certs.nas1),
+        "{}",
+        rampart.logs()
+    );
+
+    // The CA revokes nas1 and publishes a new CRL: a reload reads it.
+    let applied = rampart.reload_after(|| {
+        revocation_list(dir.path(), &[&certs.stranger.0, &certs.nas1.0], false);
+    });
+    assert!(applied, "{}", rampart.logs());
+    assert!(rampart.wait_for_log(
+        "RadSec: certificate, CA bundle and CRLs re-read",
+        Duration::from_secs(5)
+    ));
+    assert!(!answered(&rampart, &certs, &certs.nas1));
+    assert!(
+        wait_for_metric(
+            &rampart,
+            r#"rampart_radsec_handshake_failures_total{reason="certificate_revoked"}"#,
+            1.0
+        ) >= 1.0,
+        "{}",
+        rampart.metrics()
+    );
+}
+
+#[test]
+fn an_outdated_crl_refuses_every_nas_until_a_fresh_one_is_reloaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = make_radsec_certificates(dir.path());
+    let crl = revocation_list(dir.path(), &[], true);
+    let rampart = Rampart::start_with(Options {
+        extra: radsec_toml(&certs, &format!("crl_file = \"{}\"", crl.display())),
+        ..Options::default()
+    });
+    // Fail closed: nothing is revoked, but the CRL's nextUpdate has passed.
+    assert!(!answered(&rampart, &certs, &certs.nas1));
+    assert!(
+        wait_for_metric(
+            &rampart,
+            r#"rampart_radsec_handshake_failures_total{reason="crl_expired"}"#,
+            1.0
+        ) >= 1.0,
+        "{}",
+        rampart.metrics()
+    );
+    assert!(rampart.wait_for_log("past its nextUpdate", Duration::from_secs(5)));
+
+    // A reload with an unreadable CRL is refused and changes nothing ...
+    let refused = rampart.reload_after(|| std::fs::write(&crl, "not a CRL").unwrap());
+    assert!(!refused);
+    assert!(
+        rampart.logs().contains("radsec.crl_file"),
+        "{}",
+        rampart.logs()
+    );
+    // ... and one with a current CRL lets the NAS in again.
+    let applied = rampart.reload_after(|| {
+        revocation_list(dir.path(), &[], false);
+    });
+    assert!(applied, "{}", rampart.logs());
+    assert!(
+        answered(&rampart, &certs, &certs.nas1),
+        "{}",
+        rampart.logs()
     );
 }
