@@ -162,6 +162,17 @@ async fn remove_devices(
     Ok(removed)
 }
 
+/// Where an invitation for `user` is mailed when the admin asks for the
+/// directory's address: the `email_attribute` of the user's entry.
+pub async fn directory_email(primary: &dyn PrimaryAuth, user: &str) -> Result<String, OpError> {
+    match primary.email_of(user).await? {
+        Some(address) if address.contains('@') => Ok(address),
+        _ => Err(OpError::BadRequest(
+            "the directory has no e-mail address for this user (email_attribute); give one",
+        )),
+    }
+}
+
 /// Users who should enroll and have not: accounts in the store without a
 /// factor, plus directory users (members of `group` if set) when the primary
 /// backend can list them. Returns where the names came from and the names.

@@ -49,6 +49,10 @@ enum Command {
         /// Send the link to this address (needs [smtp]).
         #[arg(long)]
         email: Option<String>,
+        /// Send the link to the user's e-mail address in the directory
+        /// ([primary] email_attribute; needs [smtp] and backend = "ldap").
+        #[arg(long, conflicts_with = "email")]
+        email_from_directory: bool,
         /// Hours the link stays valid (default [admin] invitation_hours).
         #[arg(long)]
         hours: Option<u64>,
@@ -249,8 +253,18 @@ fn main() -> ExitCode {
                     cli::devices::enroll_list(&config, &name).await.map(|()| 0)
                 }
             },
-            Command::Invite { name, email, hours } => {
-                cli::admin::invite(&config, &name, email.as_deref(), hours)
+            Command::Invite {
+                name,
+                email,
+                email_from_directory,
+                hours,
+            } => {
+                let to = match (email, email_from_directory) {
+                    (Some(address), _) => Some(cli::admin::InviteTo::Address(address)),
+                    (None, true) => Some(cli::admin::InviteTo::Directory),
+                    (None, false) => None,
+                };
+                cli::admin::invite(&config, &name, to, hours)
                     .await
                     .map(|()| 0)
             }

@@ -40,4 +40,8 @@ impl PrimaryAuth for LivePrimary {
     async fn list_users(&self, group: Option<&str>) -> Result<Option<Vec<String>>, PrimaryError> {
         self.current().list_users(group).await
     }
+
+    async fn email_of(&self, user: &str) -> Result<Option<String>, PrimaryError> {
+        self.current().email_of(user).await
+    }
 }

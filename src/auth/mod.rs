@@ -152,4 +152,12 @@ pub trait PrimaryAuth: Send + Sync + 'static {
         let _ = group;
         Ok(None)
     }
+
+    /// The user's e-mail address in the directory, for invitations.
+    /// `Ok(None)`: the backend has no directory (local, upstream RADIUS,
+    /// none) or the user has no address there.
+    async fn email_of(&self, user: &str) -> Result<Option<String>, PrimaryError> {
+        let _ = user;
+        Ok(None)
+    }
 }

@@ -139,25 +139,43 @@ pub async fn app_password_revoke(
     Ok(())
 }
 
-/// `rampart invite NAME [--email ADDR] [--hours N]`: prints the link; with
-/// `--email` and `[smtp]`, also mails it.
+/// Where `rampart invite` mails the link.
+pub enum InviteTo {
+    /// `--email ADDR`.
+    Address(String),
+    /// `--email-from-directory`: the user's `email_attribute`.
+    Directory,
+}
+
+/// `rampart invite NAME [--email ADDR | --email-from-directory] [--hours N]`:
+/// prints the link; with an address and `[smtp]`, also mails it.
 pub async fn invite(
     config: &Config,
     name: &str,
-    email: Option<&str>,
+    to: Option<InviteTo>,
     hours: Option<u64>,
 ) -> anyhow::Result<()> {
     let user = checked_user_name(name)?;
     let Some(base) = &config.public_url else {
         bail!("set [http] public_url (the portal's address): invitation links point there");
     };
-    let mailer = match (email, &config.smtp) {
-        (Some(_), None) => bail!("--email needs an [smtp] section"),
+    let mailer = match (&to, &config.smtp) {
+        (Some(_), None) => bail!("e-mailing the link needs an [smtp] section"),
         (Some(_), Some(smtp)) => Some(crate::mail::Mailer::new(smtp)?),
         (None, _) => None,
     };
     let hours = hours.unwrap_or(config.admin.invitation_hours).clamp(1, 720);
     let (store, key) = crate::app::open_store(config).await?;
+    // The address before the invitation: none is created for nobody to receive.
+    let email = match to {
+        Some(InviteTo::Address(address)) => Some(address),
+        Some(InviteTo::Directory) => {
+            let primary = crate::app::build_primary(config, store.clone())?;
+            Some(admin::directory_email(primary.as_ref(), &user).await?)
+        }
+        None => None,
+    };
+    let email = email.as_deref();
     let invitation = crate::invite::create(&store, &key, &user, hours, base, now()).await?;
     println!("{}", invitation.url.expose());
     eprintln!(

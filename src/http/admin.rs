@@ -309,6 +309,9 @@ struct InviteRequest {
     user: String,
     /// Send the link here (needs `[smtp]`).
     email: Option<String>,
+    /// Send the link to the user's address in the directory instead.
+    #[serde(default)]
+    email_from_directory: bool,
     hours: Option<u64>,
 }
 
@@ -333,13 +336,33 @@ async fn invite(
         .hours
         .unwrap_or(admin.config.invitation_hours)
         .clamp(1, 720);
+    // The address first: a user the directory has no address for gets no
+    // invitation that nobody would receive.
+    let to = match (request.email, request.email_from_directory) {
+        (Some(_), true) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "give email or email_from_directory, not both",
+            );
+        }
+        (email, false) => email,
+        (None, true) => match ops::directory_email(admin.primary.as_ref(), &name).await {
+            Ok(address) => Some(address),
+            Err(ops::OpError::Directory(e)) => {
+                warn!(error = %e, user = %name, "admin API: directory lookup failed");
+                return error(StatusCode::BAD_GATEWAY, "the directory cannot be asked now");
+            }
+            Err(ops::OpError::Store(e)) => return store_error(e),
+            Err(ops::OpError::BadRequest(message)) => return error(StatusCode::CONFLICT, message),
+        },
+    };
     let invitation =
         match crate::invite::create(&state.store, &admin.key, &name, hours, base, now()).await {
             Ok(invitation) => invitation,
             Err(e) => return store_error(e),
         };
     let mut emailed = false;
-    if let Some(to) = &request.email {
+    if let Some(to) = &to {
         let Some(mailer) = &admin.mailer else {
             return error(
                 StatusCode::CONFLICT,
@@ -365,6 +388,7 @@ async fn invite(
             "url": invitation.url.expose(),
             "expires_at": invitation.expires_at,
             "emailed": emailed,
+            "emailed_to": to.filter(|_| emailed),
         })),
     )
         .into_response()

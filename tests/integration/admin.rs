@@ -484,3 +484,113 @@ async fn invitation_email_without_smtp_is_a_clear_error() {
     assert_ne!(status, 0);
     assert!(err.contains("[smtp]"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invitations_go_to_the_directory_address_when_asked() {
+    let slapd = crate::common::slapd::Slapd::start();
+    let smtpd = Smtpd::start();
+    let token_dir = tempfile::tempdir().unwrap();
+    let token_file = token_dir.path().join("admin.token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let rampart = Rampart::start_with(Options {
+        primary: Some(slapd.primary("")),
+        extra: format!(
+            "[admin]\ntoken_file = \"{}\"\n\n[smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nfrom = \"IT <it@example.test>\"\n",
+            token_file.display(),
+            smtpd.port
+        ),
+        http_public_url: Some(PUBLIC_URL.into()),
+        ..Options::default()
+    });
+    let admin = Admin {
+        base: format!("http://{}/admin/v1", rampart.metrics),
+        rampart,
+        http: reqwest::Client::new(),
+        _token_dir: token_dir,
+    };
+    let mailed = |token: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mail = smtpd.received();
+            if mail.contains(token) {
+                return mail;
+            }
+            assert!(Instant::now() < deadline, "no mail with the link: {mail}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    // API: alice's address comes from her `mail` attribute.
+    let created = admin
+        .ok(
+            "POST",
+            "/invitations",
+            Some(json!({ "user": "alice", "email_from_directory": true })),
+        )
+        .await;
+    assert_eq!(created["emailed"], true, "{created}");
+    assert_eq!(created["emailed_to"], "alice@example.org");
+    let url = created["url"].as_str().unwrap();
+    let mail = mailed(url.rsplit('/').next().unwrap());
+    assert!(mail.contains("alice@example.org"), "{mail}");
+
+    // bob has no address there: refused before any invitation exists.
+    let before = admin
+        .rampart
+        .logs()
+        .matches("admin: invitation created")
+        .count();
+    let (status, value) = admin
+        .call(
+            "POST",
+            "/invitations",
+            Some(TOKEN),
+            Some(json!({ "user": "bob", "email_from_directory": true })),
+        )
+        .await;
+    assert_eq!(status, 409, "{value}");
+    assert!(
+        value["error"]
+            .as_str()
+            .unwrap()
+            .contains("no e-mail address"),
+        "{value}"
+    );
+    assert_eq!(
+        admin
+            .rampart
+            .logs()
+            .matches("admin: invitation created")
+            .count(),
+        before
+    );
+    // Both an address and the directory: which one?
+    let (status, _) = admin
+        .call(
+            "POST",
+            "/invitations",
+            Some(TOKEN),
+            Some(
+                json!({ "user": "alice", "email": "a@example.test", "email_from_directory": true }),
+            ),
+        )
+        .await;
+    assert_eq!(status, 400);
+
+    // CLI: the same for dave.
+    let (status, link, err) = cli(
+        &admin.rampart.config,
+        &["invite", "dave", "--email-from-directory"],
+        "",
+    );
+    assert_eq!(status, 0, "{err}");
+    let mail = mailed(link.trim().rsplit('/').next().unwrap());
+    assert!(mail.contains("dave@example.org"), "{mail}");
+    let (status, _, err) = cli(
+        &admin.rampart.config,
+        &["invite", "bob", "--email-from-directory"],
+        "",
+    );
+    assert_ne!(status, 0);
+    assert!(err.contains("no e-mail address"), "{err}");
+}

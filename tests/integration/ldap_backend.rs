@@ -392,3 +392,35 @@ async fn directory_users_are_listed_whole_or_by_group() {
     let none = auth.list_users(Some("*)(uid=*")).await.unwrap().unwrap();
     assert!(none.is_empty(), "{none:?}");
 }
+
+/// Invitations can be mailed to the directory's address: the user's
+/// `email_attribute`, found as a login finds the user (escaped, exactly one).
+#[tokio::test]
+async fn the_directory_gives_a_user_s_e_mail_address() {
+    let slapd = Slapd::start();
+    let auth = backend(&slapd.primary(""));
+    let email = |user: &'static str| {
+        let auth = &auth;
+        async move { auth.email_of(user).await.unwrap() }
+    };
+    assert_eq!(email("alice").await.as_deref(), Some("alice@example.org"));
+    assert_eq!(email("dave").await.as_deref(), Some("dave@example.org"));
+    // No mail attribute, two entries, or a name trying to widen the filter: none.
+    assert_eq!(email("bob").await, None);
+    assert_eq!(email("twin").await, None);
+    assert_eq!(email("*)(mail=*").await, None);
+    assert_eq!(email("nobody").await, None);
+    // Another attribute, as configured.
+    let phone = backend(&slapd.primary("email_attribute = \"mobile\""));
+    assert_eq!(
+        phone.email_of("alice").await.unwrap().as_deref(),
+        Some("+15550100001")
+    );
+    // Without a service account there is nobody to search with.
+    let direct = backend(&format!(
+        "backend = \"ldap\"\nurls = [\"{}\"]\nbase_dn = \"{BASE}\"\nbind_template = \"uid={{user}},ou=people,{BASE}\"\n",
+        slapd.url()
+    ));
+    let error = direct.email_of("alice").await.unwrap_err();
+    assert!(error.to_string().contains("bind_dn"), "{error}");
+}

@@ -293,6 +293,30 @@ impl PrimaryAuth for LdapAuth {
         self.list_directory_users(group).await.map(Some)
     }
 
+    async fn email_of(&self, user: &str) -> Result<Option<String>, PrimaryError> {
+        if matches!(self.find, Find::Template(_)) {
+            return Err(PrimaryError::Unavailable(
+                "looking a user up needs a service account (bind_dn)".into(),
+            ));
+        }
+        let user_filter = filter::fill(&self.user_filter, "{user}", user);
+        let found = self
+            .directory
+            .search(
+                &self.base_dn,
+                Scope::Subtree,
+                &user_filter,
+                std::slice::from_ref(&self.email_attribute),
+                2,
+            )
+            .await?;
+        // Exactly one entry, as for a login: an ambiguous name gets no mail.
+        Ok(match found.entries.as_slice() {
+            [entry] => entry.first(&self.email_attribute),
+            _ => None,
+        })
+    }
+
     async fn verify(&self, request: &PrimaryRequest<'_>) -> Result<PrimaryOutcome, PrimaryError> {
         // Never bind with an empty password: the server would take it as an
         // unauthenticated bind and answer success (RFC 4513 §5.1.2).
