@@ -32,7 +32,7 @@ use tracing::{debug, info, warn};
 
 pub use config::{GroupMembership, LdapConfig};
 
-use self::entry::Entry;
+use self::entry::{Entry, Found};
 use self::groups::Groups;
 use self::pool::{Directory, Reader, Settings};
 use super::{PrimaryAuth, PrimaryError, PrimaryOutcome, PrimaryRequest, UserInfo};
@@ -132,24 +132,23 @@ impl LdapAuth {
         attrs
     }
 
+    /// The entries `user_filter` finds for `user` (escaped, RFC 4515) under
+    /// `base_dn`, as the service account; at most two, which is enough to
+    /// tell "exactly one" from "several".
+    async fn find_user(&self, user: &str, attrs: &[String]) -> Result<Found, PrimaryError> {
+        let user_filter = filter::fill(&self.user_filter, "{user}", user);
+        self.directory
+            .search(&self.base_dn, Scope::Subtree, &user_filter, attrs, 2)
+            .await
+    }
+
     /// Search then bind.
     async fn search_then_bind(
         &self,
         user: &str,
         password: &Secret<String>,
     ) -> Result<PrimaryOutcome, PrimaryError> {
-        let user_filter = filter::fill(&self.user_filter, "{user}", user);
-        // Two are enough to tell "exactly one" from "several".
-        let found = self
-            .directory
-            .search(
-                &self.base_dn,
-                Scope::Subtree,
-                &user_filter,
-                &self.entry_attributes(),
-                2,
-            )
-            .await?;
+        let found = self.find_user(user, &self.entry_attributes()).await?;
         let mut entries = match found.rc {
             0 | 4 => found.entries,
             rc => {
@@ -299,16 +298,8 @@ impl PrimaryAuth for LdapAuth {
                 "looking a user up needs a service account (bind_dn)".into(),
             ));
         }
-        let user_filter = filter::fill(&self.user_filter, "{user}", user);
         let found = self
-            .directory
-            .search(
-                &self.base_dn,
-                Scope::Subtree,
-                &user_filter,
-                std::slice::from_ref(&self.email_attribute),
-                2,
-            )
+            .find_user(user, std::slice::from_ref(&self.email_attribute))
             .await?;
         // Exactly one entry, as for a login: an ambiguous name gets no mail.
         Ok(match found.entries.as_slice() {
