@@ -42,10 +42,18 @@ enum Command {
         #[command(subcommand)]
         command: EnrollCommand,
     },
-    /// Send a test Access-Request to a running rampart (password from stdin).
-    /// Print a single-use enrollment link for a user (and e-mail it with --email).
+    /// Print a single-use enrollment link for a user (and e-mail it with
+    /// --email or --email-from-directory), or for every user who has not
+    /// enrolled yet (--unenrolled, the list of `rampart user unenrolled`).
     Invite {
-        name: String,
+        #[arg(required_unless_present = "unenrolled")]
+        name: Option<String>,
+        /// Invite every user without a second factor instead of one.
+        #[arg(long, conflicts_with_all = ["name", "email"])]
+        unenrolled: bool,
+        /// With --unenrolled: list who would be invited, create nothing.
+        #[arg(long, requires = "unenrolled")]
+        dry_run: bool,
         /// Send the link to this address (needs [smtp]).
         #[arg(long)]
         email: Option<String>,
@@ -254,10 +262,20 @@ fn main() -> ExitCode {
                 }
             },
             Command::Invite {
-                name,
+                name: None,
+                email_from_directory,
+                hours,
+                dry_run,
+                ..
+            } => cli::admin::invite_unenrolled(&config, email_from_directory, hours, dry_run)
+                .await
+                .map(|()| 0),
+            Command::Invite {
+                name: Some(name),
                 email,
                 email_from_directory,
                 hours,
+                ..
             } => {
                 let to = match (email, email_from_directory) {
                     (Some(address), _) => Some(cli::admin::InviteTo::Address(address)),

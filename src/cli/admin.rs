@@ -190,6 +190,90 @@ pub async fn invite(
     Ok(())
 }
 
+/// `rampart invite --unenrolled [--email-from-directory] [--dry-run]`: an
+/// invitation for every user `rampart user unenrolled` lists, printed as
+/// `user<TAB>link`, or mailed to the directory's address. A user without
+/// an address is skipped (no invitation is created for nobody to receive).
+pub async fn invite_unenrolled(
+    config: &Config,
+    email_from_directory: bool,
+    hours: Option<u64>,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let Some(base) = &config.public_url else {
+        bail!("set [http] public_url (the portal's address): invitation links point there");
+    };
+    let mailer = match (email_from_directory, &config.smtp) {
+        (true, None) => bail!("e-mailing the links needs an [smtp] section"),
+        (true, Some(smtp)) => Some(crate::mail::Mailer::new(smtp)?),
+        (false, _) => None,
+    };
+    let hours = hours.unwrap_or(config.admin.invitation_hours).clamp(1, 720);
+    let (store, key) = crate::app::open_store(config).await?;
+    let primary = crate::app::build_primary(config, store.clone())?;
+    let group = config.admin.enrollment_group.as_deref();
+    let (source, users) = admin::unenrolled(store.as_ref(), primary.as_ref(), group).await?;
+    let (mut invited, mut mailed, mut skipped, mut failed) = (0, 0, 0, 0);
+    for user in &users {
+        let to = match &mailer {
+            None => None,
+            Some(_) => match admin::directory_email(primary.as_ref(), user).await {
+                Ok(address) => Some(address),
+                Err(admin::OpError::BadRequest(_)) => {
+                    eprintln!("{user}: skipped, no e-mail address in the directory");
+                    skipped += 1;
+                    continue;
+                }
+                Err(error) => {
+                    eprintln!("{user}: skipped, {error}");
+                    failed += 1;
+                    continue;
+                }
+            },
+        };
+        if dry_run {
+            match &to {
+                Some(address) => println!("{user}\t{address}"),
+                None => println!("{user}"),
+            }
+            invited += 1;
+            continue;
+        }
+        let invitation = crate::invite::create(&store, &key, user, hours, base, now()).await?;
+        invited += 1;
+        match (to, &mailer) {
+            (Some(to), Some(mailer)) => {
+                match crate::invite::email(mailer, &to, &invitation, &config.admin.organisation)
+                    .await
+                {
+                    Ok(()) => mailed += 1,
+                    Err(error) => {
+                        eprintln!(
+                            "{user}: the invitation was created but the e-mail failed: {error}"
+                        );
+                        failed += 1;
+                    }
+                }
+            }
+            _ => println!("{user}\t{}", invitation.url.expose()),
+        }
+    }
+    eprintln!(
+        "{} user(s) without a second factor (from the {source}{}): {invited} {}, {mailed} e-mailed, {skipped} without an address, {failed} failed",
+        users.len(),
+        group.map(|g| format!(", group {g}")).unwrap_or_default(),
+        if dry_run {
+            "would be invited"
+        } else {
+            "invited"
+        },
+    );
+    if failed > 0 {
+        bail!("{failed} invitation(s) could not be sent");
+    }
+    Ok(())
+}
+
 /// `rampart audit [--user U] [--hours H] [--limit N]`: newest first.
 pub async fn audit(
     config: &Config,

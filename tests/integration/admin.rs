@@ -593,4 +593,51 @@ async fn invitations_go_to_the_directory_address_when_asked() {
     );
     assert_ne!(status, 0);
     assert!(err.contains("no e-mail address"), "{err}");
+
+    // Everyone who has not enrolled, at once: alice has a factor now, so of
+    // the directory's users only dave (the one other with an address) gets mail.
+    admin.rampart.enroll_totp("alice");
+    let config = &admin.rampart.config;
+    let (status, out, err) = cli(
+        config,
+        &[
+            "invite",
+            "--unenrolled",
+            "--email-from-directory",
+            "--dry-run",
+        ],
+        "",
+    );
+    assert_eq!(status, 0, "{err}");
+    assert_eq!(out.trim(), "dave\tdave@example.org", "{err}");
+    assert!(err.contains("bob: skipped, no e-mail address"), "{err}");
+    let mails_before = smtpd.received().matches("Subject:").count();
+    let (status, out, err) = cli(
+        config,
+        &["invite", "--unenrolled", "--email-from-directory"],
+        "",
+    );
+    assert_eq!(status, 0, "{err}");
+    assert!(
+        out.trim().is_empty(),
+        "links go by mail, not to stdout: {out}"
+    );
+    assert!(err.contains("1 invited, 1 e-mailed"), "{err}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while smtpd.received().matches("Subject:").count() < mails_before + 1 {
+        assert!(Instant::now() < deadline, "{}", smtpd.received());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!err.contains("alice"), "alice is enrolled: {err}");
+    // Without e-mail, the links are printed, one `user<TAB>link` per line.
+    let (status, out, err) = cli(config, &["invite", "--unenrolled"], "");
+    assert_eq!(status, 0, "{err}");
+    let users: Vec<&str> = out.lines().map(|l| l.split('\t').next().unwrap()).collect();
+    assert!(users.contains(&"bob") && users.contains(&"dave"), "{out}");
+    assert!(!users.contains(&"alice"), "{out}");
+    assert!(
+        out.lines()
+            .all(|l| l.contains(&format!("\t{PUBLIC_URL}/enroll/invite/"))),
+        "{out}"
+    );
 }
