@@ -54,6 +54,9 @@ enum Command {
         /// With --unenrolled: list who would be invited, create nothing.
         #[arg(long, requires = "unenrolled")]
         dry_run: bool,
+        /// With --unenrolled: also users whose earlier invitation is still valid.
+        #[arg(long, requires = "unenrolled")]
+        reinvite: bool,
         /// Send the link to this address (needs [smtp]).
         #[arg(long)]
         email: Option<String>,
@@ -266,10 +269,19 @@ fn main() -> ExitCode {
                 email_from_directory,
                 hours,
                 dry_run,
+                reinvite,
                 ..
-            } => cli::admin::invite_unenrolled(&config, email_from_directory, hours, dry_run)
-                .await
-                .map(|()| 0),
+            } => {
+                let options = cli::admin::Rollout {
+                    email_from_directory,
+                    hours,
+                    dry_run,
+                    reinvite,
+                };
+                cli::admin::invite_unenrolled(&config, options)
+                    .await
+                    .map(|()| 0)
+            }
             Command::Invite {
                 name: Some(name),
                 email,

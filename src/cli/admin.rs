@@ -190,16 +190,31 @@ pub async fn invite(
     Ok(())
 }
 
-/// `rampart invite --unenrolled [--email-from-directory] [--dry-run]`: an
-/// invitation for every user `rampart user unenrolled` lists, printed as
-/// `user<TAB>link`, or mailed to the directory's address. A user without
-/// an address is skipped (no invitation is created for nobody to receive).
-pub async fn invite_unenrolled(
-    config: &Config,
-    email_from_directory: bool,
-    hours: Option<u64>,
-    dry_run: bool,
-) -> anyhow::Result<()> {
+/// What `rampart invite --unenrolled` was asked to do.
+pub struct Rollout {
+    /// Mail each link to the user's directory address.
+    pub email_from_directory: bool,
+    /// Link lifetime (default `[admin] invitation_hours`).
+    pub hours: Option<u64>,
+    /// List who would be invited; create nothing.
+    pub dry_run: bool,
+    /// Also invite users whose earlier invitation is still valid.
+    pub reinvite: bool,
+}
+
+/// `rampart invite --unenrolled [--email-from-directory] [--dry-run]
+/// [--reinvite]`: an invitation for every user `rampart user unenrolled`
+/// lists, printed as `user<TAB>link`, or mailed to the directory's address.
+/// Skipped: users without an address (no invitation is created for nobody
+/// to receive) and, unless `--reinvite`, users holding a valid invitation,
+/// so running it again (a weekly timer) reaches only new users.
+pub async fn invite_unenrolled(config: &Config, rollout: Rollout) -> anyhow::Result<()> {
+    let Rollout {
+        email_from_directory,
+        hours,
+        dry_run,
+        reinvite,
+    } = rollout;
     let Some(base) = &config.public_url else {
         bail!("set [http] public_url (the portal's address): invitation links point there");
     };
@@ -213,8 +228,17 @@ pub async fn invite_unenrolled(
     let primary = crate::app::build_primary(config, store.clone())?;
     let group = config.admin.enrollment_group.as_deref();
     let (source, users) = admin::unenrolled(store.as_ref(), primary.as_ref(), group).await?;
+    let pending: std::collections::HashSet<String> = match reinvite {
+        true => Default::default(),
+        false => store.invited_users(now()).await?.into_iter().collect(),
+    };
     let (mut invited, mut mailed, mut skipped, mut failed) = (0, 0, 0, 0);
     for user in &users {
+        if pending.contains(user) {
+            eprintln!("{user}: skipped, an earlier invitation is still valid (--reinvite)");
+            skipped += 1;
+            continue;
+        }
         let to = match &mailer {
             None => None,
             Some(_) => match admin::directory_email(primary.as_ref(), user).await {
@@ -259,7 +283,7 @@ pub async fn invite_unenrolled(
         }
     }
     eprintln!(
-        "{} user(s) without a second factor (from the {source}{}): {invited} {}, {mailed} e-mailed, {skipped} without an address, {failed} failed",
+        "{} user(s) without a second factor (from the {source}{}): {invited} {}, {mailed} e-mailed, {skipped} skipped, {failed} failed",
         users.len(),
         group.map(|g| format!(", group {g}")).unwrap_or_default(),
         if dry_run {

@@ -686,6 +686,9 @@ async fn app_passwords_are_named_used_and_revoked(s: Arc<dyn Store>) {
 async fn invitations_are_single_use_and_expire(s: Arc<dyn Store>) {
     s.create_invitation("t1", "alice", 100, 1).await.unwrap();
     s.create_invitation("t2", "bob", 100, 1).await.unwrap();
+    s.create_invitation("t3", "bob", 200, 1).await.unwrap();
+    assert_eq!(s.invited_users(50).await.unwrap(), ["alice", "bob"]);
+    assert_eq!(s.invited_users(150).await.unwrap(), ["bob"]);
     assert_eq!(
         s.redeem_invitation("t1", 50).await.unwrap().as_deref(),
         Some("alice")
@@ -693,6 +696,9 @@ async fn invitations_are_single_use_and_expire(s: Arc<dyn Store>) {
     assert_eq!(s.redeem_invitation("t1", 50).await.unwrap(), None);
     assert_eq!(s.redeem_invitation("t2", 101).await.unwrap(), None);
     assert_eq!(s.redeem_invitation("nope", 1).await.unwrap(), None);
+    // Redeemed: no longer pending.
+    assert_eq!(s.invited_users(50).await.unwrap(), ["bob"]);
+    assert!(s.invited_users(201).await.unwrap().is_empty());
 }
 
 async fn audit_is_queried_by_user_and_time_newest_first(s: Arc<dyn Store>) {

@@ -406,6 +406,9 @@ pub trait Store: Send + Sync + 'static {
     /// exists and has not expired.
     async fn redeem_invitation(&self, hash: &str, now: i64) -> Result<Option<String>, StoreError>;
 
+    /// Users holding an invitation still valid at `now`, sorted, each once.
+    async fn invited_users(&self, now: i64) -> Result<Vec<String>, StoreError>;
+
     /// Appends decisions to the audit log, in one transaction.
     async fn record_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
 

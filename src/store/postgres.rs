@@ -503,6 +503,10 @@ impl Store for PostgresStore {
         self.bounded(self.take_invitation(hash, now)).await
     }
 
+    async fn invited_users(&self, now: i64) -> Result<Vec<String>, StoreError> {
+        self.bounded(self.live_invitations(now)).await
+    }
+
     async fn record_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
         self.bounded(self.insert_audit(events)).await
     }

@@ -644,6 +644,10 @@ impl Store for SqliteStore {
         self.take_invitation(hash, now).await
     }
 
+    async fn invited_users(&self, now: i64) -> Result<Vec<String>, StoreError> {
+        self.live_invitations(now).await
+    }
+
     async fn record_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
         self.insert_audit(events).await
     }

@@ -118,6 +118,16 @@ impl SqliteStore {
         tx.commit().await.map_err(db)
     }
 
+    pub(super) async fn live_invitations(&self, now: i64) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT DISTINCT name FROM invitations WHERE expires_at >= ?1 ORDER BY name",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)
+    }
+
     pub(super) async fn take_invitation(
         &self,
         hash: &str,
