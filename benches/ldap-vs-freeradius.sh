@@ -12,6 +12,9 @@
 #   rampart-ldap       rampart, backend = "ldap", password only (unenrolled = "allow", empty store)
 #   rampart-none-totp  rampart, backend = "none" + TOTP (the code alone, as behind NPS)
 #   raw-ldap           no RADIUS at all: ldap3 search as the service account + bind as the user
+#   raw-ldap-busyS     raw-ldap while a busy loop takes S of a core (each S in BUSY_SHARES, at the
+#                      concurrencies in BUSY_CONCS): the LDAP path's ceiling when the rest of a
+#                      RADIUS front end (its RADIUS and TOTP work, the load generator) takes S
 #   rampart-local-totp rampart, backend = "local" (argon2id) + TOTP; only when named in ROWS
 #
 # and prints a markdown table (req/s, p50, p99, errors, CPU cores per process) with the ratios
@@ -30,6 +33,7 @@
 # env:   DURATION (10)  WARMUP (1)  CONCS ("1 16 64")  ROUNDS (1)  LDAP_USERS (100000)  NONE_USERS (100000)
 #        LOCAL_USERS (3000)  ROWS (all but rampart-local-totp)  PEER_TTL (1200)  LOG_LEVEL (info)
 #        LDAP_PORT (3890)  LDAP_POOL (32)  FR_PORT (18120)  SKIP_BUILD (0)  PEER (../shared/peer)
+#        BUSY_SHARES ("0.25 0.5 0.75 1")  BUSY_CONCS ("64")
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -48,7 +52,9 @@ ROUNDS="${ROUNDS:-1}"
 LDAP_USERS="${LDAP_USERS:-100000}"
 NONE_USERS="${NONE_USERS:-100000}"
 LOCAL_USERS="${LOCAL_USERS:-3000}"
-ROWS="${ROWS:-fr-ldap rampart-ldap-totp rampart-ldap rampart-none-totp raw-ldap}"
+ROWS="${ROWS:-fr-ldap rampart-ldap-totp rampart-ldap rampart-none-totp raw-ldap raw-ldap-busy}"
+BUSY_SHARES="${BUSY_SHARES:-0.25 0.5 0.75 1}"
+BUSY_CONCS="${BUSY_CONCS:-64}"
 export PEER_TTL="${PEER_TTL:-1200}"
 LOG_LEVEL="${LOG_LEVEL:-info}"
 LDAP_PORT="${LDAP_PORT:-3890}"
@@ -85,7 +91,7 @@ RES="$OUT/results.jsonl"
 CMDS="$OUT/commands.txt"
 : >"$RES"
 : >"$CMDS"
-LDAP_DIR=""; FR_DIR=""; RP_TPID=""; RP_PID=""
+LDAP_DIR=""; FR_DIR=""; RP_TPID=""; RP_PID=""; BUSY_PID=""
 
 log() { echo "[$(date +%T)] $*" >&2; }
 record() { printf '%s\n' "$*" >>"$CMDS"; }
@@ -101,6 +107,7 @@ stop_rampart() {
 }
 cleanup() {
   stop_rampart
+  [ -n "$BUSY_PID" ] && kill "$BUSY_PID" 2>/dev/null || true
   [ -n "$FR_DIR" ] && "$PEER/freeradius-down.sh" "$FR_DIR" >/dev/null 2>&1 || true
   [ -n "$LDAP_DIR" ] && "$PEER/ldap-down.sh" "$LDAP_DIR" >/dev/null 2>&1 || true
 }
@@ -227,6 +234,7 @@ cpu_args() {  # --cpu-pid flags for whatever is running
   [ -n "$RP_PID" ] && args+=(--cpu-pid "rampart=$RP_PID")
   [ -n "$FR_DIR" ] && [ -f "$FR_DIR/freeradius.pid" ] && args+=(--cpu-pid "freeradius=$(cat "$FR_DIR/freeradius.pid")")
   [ -n "$LDAP_DIR" ] && [ -f "$LDAP_DIR/slapd.pid" ] && args+=(--cpu-pid "slapd=$(cat "$LDAP_DIR/slapd.pid")")
+  [ -n "$BUSY_PID" ] && args+=(--cpu-pid "busy=$BUSY_PID")
   echo "${args[@]}"
 }
 
@@ -269,7 +277,7 @@ log "versions: $(/usr/sbin/freeradius -v | head -1 | sed 's/,.*//'); $(/usr/sbin
 log "host: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 NEED_LDAP=0
-for r in fr-ldap rampart-ldap-totp rampart-ldap raw-ldap; do wants "$r" && NEED_LDAP=1; done
+for r in fr-ldap rampart-ldap-totp rampart-ldap raw-ldap raw-ldap-busy; do wants "$r" && NEED_LDAP=1; done
 if [ "$NEED_LDAP" = 1 ]; then
   log "slapd with $LDAP_USERS users"
   record "$PEER/ldap-up.sh -n $LDAP_USERS -p $LDAP_PORT"
@@ -331,6 +339,38 @@ for ((ROUND = 0; ROUND < ROUNDS; ROUND++)); do
         --base-dn "ou=people,dc=example,dc=org" --bind-dn "cn=radius-svc,dc=example,dc=org" \
         --bind-password radiussvcpw --filter "(uid={user})" \
         --users "$LDAP_USERS" --user-format "$UFMT" --password-format "$PFMT" $(cpu_args)
+    done
+  fi
+
+  # ---- raw LDAP while a busy loop takes a share of a core ---------------------------------------------
+  # Any RADIUS front end shares the host with slapd: its RADIUS and TOTP work and the load generator
+  # take CPU that the LDAP path (client + slapd) then lacks. A loop busy for SHARE of every 2 ms
+  # stands in for that work, so these rows give the most logins/s that the LDAP path can carry
+  # next to a front end of that cost; the busy column shows the share it really got.
+  if wants raw-ldap-busy; then
+    for share in $BUSY_SHARES; do
+      log "raw ldap3 search + bind, a loop busy for $share of a core"
+      for c in $BUSY_CONCS; do
+        python3 -c '
+import sys, time
+share, end = float(sys.argv[1]), time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    start = time.monotonic()
+    while time.monotonic() - start < 0.002 * share:
+        pass
+    if share < 1:
+        time.sleep(0.002 * (1 - share))
+' "$share" $((DURATION + WARMUP + 5)) &
+        BUSY_PID=$!
+        # shellcheck disable=SC2046
+        measure "raw-ldap-busy$share" "$c" "$LOAD" ldap --url "ldap://127.0.0.1:$LDAP_PORT" \
+          --base-dn "ou=people,dc=example,dc=org" --bind-dn "cn=radius-svc,dc=example,dc=org" \
+          --bind-password radiussvcpw --filter "(uid={user})" \
+          --users "$LDAP_USERS" --user-format "$UFMT" --password-format "$PFMT" $(cpu_args)
+        kill "$BUSY_PID" 2>/dev/null || true
+        wait "$BUSY_PID" 2>/dev/null || true
+        BUSY_PID=""
+      done
     done
   fi
 done
@@ -398,7 +438,8 @@ for key in order:
         print(f"| {label} | {conc} | failed | | | | | | | | | |")
         continue
     rampart = label.startswith("rampart")
-    server = cores(good, "rampart") if rampart else cores(good, "freeradius") if label == "fr-ldap" else "–"
+    server = (cores(good, "rampart") if rampart else cores(good, "freeradius") if label == "fr-ldap"
+              else cores(good, "busy") if label.startswith("raw-ldap-busy") else "–")
     print(f'| {label} | {conc} | {med([r["rps"] for r in good]):.0f} | {round(med([r["p50_ms"] for r in good]), 3)} | '
           f'{round(med([r["p99_ms"] for r in good]), 3)} | {sum(r["errors"] for r in good)} | {sum(r["waits"] for r in good)} | '
           f'{server} | {cores(good, "slapd")} | {cores(good, "loadgen")} | '
@@ -406,6 +447,8 @@ for key in order:
 PY
 echo
 echo "errors = unexpected answers + timeouts + bad replies; cores = CPU seconds / wall seconds over the measured window"
+echo "raw-ldap-busyS rows: the server cores column is the busy loop's"
+
 echo "results: $RES   commands: $CMDS"
 echo
 echo "commands:"
