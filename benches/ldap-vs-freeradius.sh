@@ -448,7 +448,6 @@ PY
 echo
 echo "errors = unexpected answers + timeouts + bad replies; cores = CPU seconds / wall seconds over the measured window"
 echo "raw-ldap-busyS rows: the server cores column is the busy loop's"
-
 echo "results: $RES   commands: $CMDS"
 echo
 echo "commands:"
