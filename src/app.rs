@@ -32,6 +32,7 @@ use crate::radius::{Routes, ServerOptions, serve as serve_radius};
 use crate::seal::SealKey;
 use crate::session::Challenges;
 use crate::store::config::{Backend, redacted_url};
+use crate::store::health::{StoreHealth, monitor as store_monitor};
 use crate::store::{PostgresStore, SqliteStore, Store};
 
 /// Installs the tracing subscriber: `RUST_LOG` wins over `[log] level`; logs go to stderr.
@@ -103,6 +104,13 @@ pub async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Arc<
     }
 }
 
+/// This process's heartbeat row: host name and RADIUS port, so nodes sharing
+/// a PostgreSQL database (or a host) each have their own.
+fn node_name(config: &Config) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{}:{}", host.trim(), config.listen.port())
+}
+
 /// Whether a PostgreSQL host name is this machine (no TLS warning then).
 fn is_loopback(host: &str) -> bool {
     host == "localhost"
@@ -140,6 +148,8 @@ pub struct Carry {
     pub limit: Option<Arc<SendLimit>>,
     /// Pending Access-Challenges.
     pub challenges: Option<Arc<Challenges>>,
+    /// Whether the store takes writes: one for the life of the process.
+    pub health: Arc<StoreHealth>,
 }
 
 impl Carry {
@@ -149,6 +159,7 @@ impl Carry {
             pending: PendingTable::new(),
             limit: None,
             challenges: None,
+            health: StoreHealth::new(),
         }
     }
 
@@ -161,6 +172,7 @@ impl Carry {
                 .map(|oob| oob.limit.clone())
                 .or_else(|| self.limit.clone()),
             challenges: Some(pipeline.challenges()),
+            health: self.health.clone(),
         }
     }
 }
@@ -190,7 +202,9 @@ pub fn build_pipeline(
         .filter(|c| c.allow_app_passwords)
         .map(|c| c.name.clone())
         .collect();
-    let mut pipeline = pipeline.with_app_password_clients(app_password_clients);
+    let mut pipeline = pipeline
+        .with_app_password_clients(app_password_clients)
+        .with_store_health(carry.health.clone());
     if let Some(audit) = audit {
         pipeline = pipeline.with_audit(audit);
     }
@@ -302,12 +316,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     families::describe();
     families::register(&config);
     let (store, key) = open_store(&config).await?;
+    let carry = Carry::fresh();
+    if let Err(error) = store.watch_files(carry.health.clone()) {
+        warn!(%error, "cannot watch the store's files: a change is seen at the next probe");
+    }
+    let monitor_task = tokio::spawn(store_monitor(
+        store.clone(),
+        carry.health.clone(),
+        node_name(&config),
+        token.clone(),
+    ));
     let (audit, audit_task) = AuditLog::spawn(
         store.clone(),
         Duration::from_secs(config.store.audit_retention_days * 86_400),
         token.clone(),
+        carry.health.clone(),
     );
-    let carry = Carry::fresh();
     let pipeline = Arc::new(build_pipeline(
         &config,
         store.clone(),
@@ -367,6 +391,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let router = crate::http::router(crate::http::HttpState {
             metrics: handle,
             store: store.clone(),
+            health: carry.health.clone(),
             oob: oob.clone(),
             primary: Some(primary.clone()),
             admin,
@@ -492,6 +517,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // the tasks: the writer flushes what is queued and ends.
     drop(running);
     let _ = audit_task.await;
+    let _ = monitor_task.await;
     info!("stopped");
     Ok(())
 }

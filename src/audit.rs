@@ -3,7 +3,9 @@
 //! batch), so a busy gateway pays a channel send per login, not a write. Rows
 //! older than the retention are pruned once an hour. The log line on the
 //! `rampart::audit` target stays the real-time record; this table is what the
-//! admin API queries by user and time.
+//! admin API queries by user and time. A batch the store refuses is kept and
+//! written again (up to [`RETRY_KEEP`] rows) and fails the store closed
+//! ([`StoreHealth`]): no login is decided while its audit row cannot be kept.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use crate::store::health::StoreHealth;
 use crate::store::{AuditEvent, Store};
 
 /// Events waiting to be written; beyond this, new ones are dropped and counted
@@ -24,6 +27,11 @@ const BATCH: usize = 512;
 /// store's thread) for almost every login: measured ~1 wake-up per login at
 /// 10 000 logins/s, a tenth of a core. Rows reach the table this much later.
 const GATHER: Duration = Duration::from_millis(100);
+/// Rows of failed batches kept for the next attempt; older ones are dropped
+/// and counted (they are in the log).
+const RETRY_KEEP: usize = 8 * BATCH;
+/// How often a failed batch is tried again.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 /// Hands decisions to the writer task.
 #[derive(Clone)]
@@ -38,9 +46,11 @@ impl AuditLog {
         store: Arc<dyn Store>,
         retention: Duration,
         token: CancellationToken,
+        health: Arc<StoreHealth>,
     ) -> (AuditLog, tokio::task::JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(write(store, receiver, retention, token));
+        let writer = Writer { store, health };
+        let task = tokio::spawn(write(writer, receiver, retention, token));
         (AuditLog { sender }, task)
     }
 
@@ -59,8 +69,14 @@ fn unix_now() -> i64 {
         .unwrap_or_default()
 }
 
-async fn write(
+/// The store and its health, for the writer task.
+struct Writer {
     store: Arc<dyn Store>,
+    health: Arc<StoreHealth>,
+}
+
+async fn write(
+    writer: Writer,
     mut receiver: mpsc::Receiver<AuditEvent>,
     retention: Duration,
     token: CancellationToken,
@@ -74,14 +90,18 @@ async fn write(
                     return;
                 }
                 let closed = gather(&mut receiver, &mut batch).await;
-                flush(store.as_ref(), &mut batch).await;
+                writer.flush(&mut batch).await;
                 if closed {
                     return;
                 }
             }
+            // Rows kept from a failed batch: try again without waiting for new ones.
+            _ = tokio::time::sleep(RETRY_EVERY), if !batch.is_empty() => {
+                writer.flush(&mut batch).await;
+            }
             _ = prune.tick() => {
                 let before = unix_now() - retention.as_secs() as i64;
-                if let Err(error) = store.prune_audit(before).await {
+                if let Err(error) = writer.store.prune_audit(before).await {
                     warn!(%error, "cannot prune the audit log");
                 }
             }
@@ -89,11 +109,11 @@ async fn write(
                 // Shutting down: write what is queued, then stop.
                 while let Ok(event) = receiver.try_recv() {
                     batch.push(event);
-                    if batch.len() == BATCH {
-                        flush(store.as_ref(), &mut batch).await;
+                    if batch.len() >= BATCH {
+                        writer.flush(&mut batch).await;
                     }
                 }
-                flush(store.as_ref(), &mut batch).await;
+                writer.flush(&mut batch).await;
                 return;
             }
         }
@@ -115,15 +135,25 @@ async fn gather(receiver: &mut mpsc::Receiver<AuditEvent>, batch: &mut Vec<Audit
     false
 }
 
-async fn flush(store: &dyn Store, batch: &mut Vec<AuditEvent>) {
-    if batch.is_empty() {
-        return;
+impl Writer {
+    /// Writes `batch`; on failure keeps its newest [`RETRY_KEEP`] rows for
+    /// the next attempt and fails the store closed.
+    async fn flush(&self, batch: &mut Vec<AuditEvent>) {
+        if batch.is_empty() {
+            return;
+        }
+        let Err(error) = self.store.record_audit(batch).await else {
+            batch.clear();
+            return;
+        };
+        warn!(%error, rows = batch.len(), "cannot write audit rows (kept for a retry; they are in the log)");
+        self.health.failed("audit", &error);
+        if batch.len() > RETRY_KEEP {
+            let excess = batch.len() - RETRY_KEEP;
+            batch.drain(..excess);
+            metrics::counter!("rampart_audit_dropped_total").increment(excess as u64);
+        }
     }
-    if let Err(error) = store.record_audit(batch).await {
-        warn!(%error, rows = batch.len(), "cannot write audit rows (they are in the log)");
-        metrics::counter!("rampart_store_errors_total", "operation" => "audit").increment(1);
-    }
-    batch.clear();
 }
 
 #[cfg(test)]
@@ -135,8 +165,12 @@ mod tests {
     async fn queued_events_reach_the_store_and_shutdown_flushes() {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().await.unwrap());
         let token = CancellationToken::new();
-        let (log, task) =
-            AuditLog::spawn(store.clone(), Duration::from_secs(86_400), token.clone());
+        let (log, task) = AuditLog::spawn(
+            store.clone(),
+            Duration::from_secs(86_400),
+            token.clone(),
+            StoreHealth::new(),
+        );
         let now = unix_now();
         for i in 0..1000 {
             log.record(AuditEvent {

@@ -94,6 +94,10 @@ const COUNTERS: &[(&str, &str)] = &[
 /// `(name, help)` of the gauges.
 const GAUGES: &[(&str, &str)] = &[
     (
+        crate::store::health::STORE_WRITABLE,
+        "1 while the store takes writes; 0 while every login is rejected until it does again.",
+    ),
+    (
         "rampart_build_info",
         "Always 1; the version label says which rampart runs.",
     ),
@@ -150,6 +154,18 @@ const REJECT_REASONS: &[&str] = &[
     "store_unavailable",
 ];
 
+/// The store failures an operator watches first: reads and writes of the
+/// login path, the audit writer, and the health probe and file watcher.
+const STORE_OPERATIONS: &[&str] = &[
+    "login_state",
+    "record_failure",
+    "record_success",
+    "totp",
+    "audit",
+    "probe",
+    "files",
+];
+
 /// Describes every family once, at start.
 pub fn describe() {
     for (name, help) in COUNTERS {
@@ -194,7 +210,10 @@ pub fn register(config: &Config) {
         let _ = metrics::histogram!(STAGE_SECONDS, "stage" => stage);
     }
     metrics::counter!("rampart_lockouts_total").increment(0);
-    metrics::counter!("rampart_store_errors_total", "operation" => "login_state").increment(0);
+    for operation in STORE_OPERATIONS {
+        metrics::counter!(crate::store::health::STORE_ERRORS, "operation" => *operation)
+            .increment(0);
+    }
     metrics::counter!("rampart_audit_dropped_total").increment(0);
 
     let mut channels = Vec::new();

@@ -1,6 +1,7 @@
-//! `GET /healthz` (the process answers) and `GET /readyz` (the store answers,
-//! and so does the primary backend: with LDAP, at least one directory server
-//! gives a connection), for load balancers and orchestration.
+//! `GET /healthz` (the process answers) and `GET /readyz` (the store takes
+//! writes and answers reads, and so does the primary backend: with LDAP, at
+//! least one directory server gives a connection), for load balancers and
+//! orchestration.
 
 use axum::Router;
 use axum::extract::State;
@@ -17,6 +18,12 @@ pub(super) fn routes() -> Router<HttpState> {
 }
 
 async fn ready(State(state): State<HttpState>) -> (StatusCode, &'static str) {
+    // First, and without touching the store: its files may be frozen, where
+    // a read would be fatal (see `store::health`).
+    if let Some(cause) = state.health.cause() {
+        debug!(%cause, "not ready: store cannot be written");
+        return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n");
+    }
     // A read of a name that cannot exist exercises the connection pool and schema.
     if let Err(error) = state.store.login_state("\u{0}readyz", 0).await {
         debug!(%error, "not ready: store");

@@ -25,6 +25,8 @@ pub struct HttpState {
     pub metrics: PrometheusHandle,
     /// For readiness checks.
     pub store: Arc<dyn Store>,
+    /// Whether the store takes writes (`/readyz` is not ready while not).
+    pub health: Arc<crate::store::health::StoreHealth>,
     /// Parked logins and answer tokens, when out-of-band factors are configured.
     pub oob: crate::factor::oob::OobHandle,
     /// The primary backend, for `/readyz` (a directory server must answer).
@@ -43,6 +45,7 @@ impl HttpState {
         HttpState {
             metrics,
             store,
+            health: Arc::new(crate::store::health::StoreHealth::default()),
             oob: crate::factor::oob::OobHandle::new(None),
             primary: None,
             admin: None,

@@ -28,6 +28,7 @@ use crate::radius::{AccessRequest, Attribute, Decision, Handler};
 use crate::seal::SealKey;
 use crate::secret::Secret;
 use crate::session::Challenges;
+use crate::store::health::StoreHealth;
 use crate::store::{AuditEvent, LoginState, Store};
 use crate::username::UsernameConfig;
 
@@ -98,6 +99,9 @@ pub struct Pipeline {
     oob: Option<Arc<OutOfBand>>,
     audit: Option<AuditLog>,
     app_password_clients: HashSet<Arc<str>>,
+    /// Whether the store takes writes; when not, every login is rejected
+    /// without touching it (fail closed, see [`StoreHealth`]).
+    health: Arc<StoreHealth>,
 }
 
 /// What the user typed after the password (or, without a password backend,
@@ -202,6 +206,7 @@ impl Pipeline {
             oob: None,
             audit: None,
             app_password_clients: HashSet::new(),
+            health: Arc::new(StoreHealth::default()),
         }
     }
 
@@ -216,6 +221,13 @@ impl Pipeline {
     /// The pending Access-Challenges, for the next pipeline after a reload.
     pub fn challenges(&self) -> Arc<Challenges> {
         self.challenges.clone()
+    }
+
+    /// Shares the store's health with the monitor, `/readyz` and the audit
+    /// writer (the same one across reloads).
+    pub fn with_store_health(mut self, health: Arc<StoreHealth>) -> Pipeline {
+        self.health = health;
+        self
     }
 
     /// Writes every decision to the store's audit log too.
@@ -255,6 +267,11 @@ impl Pipeline {
     async fn decide(&self, request: &AccessRequest, user: &str) -> Verdict {
         if user.is_empty() {
             return Verdict::reject("missing_user_name", "none", None);
+        }
+        if !self.health.is_writable() {
+            // Nothing this login needs written could be: the same reply as
+            // any failure, for every login, until the store takes writes.
+            return Verdict::reject("store_unavailable", "none", None);
         }
         let now = unix_now();
 
@@ -300,14 +317,13 @@ impl Pipeline {
             let hash = app_password::hash(&self.key, user, typed.expose());
             match self.store.use_app_password(user, &hash, now as i64).await {
                 Ok(Some(_label)) => {
-                    self.record_success(user, now, &state).await;
+                    if let Err(verdict) = self.record_success(user, now, &state).await {
+                        return verdict;
+                    }
                     return Verdict::accept("ok", "app_password", None, Vec::new());
                 }
                 Ok(None) => {}
-                Err(error) => {
-                    store_error("app_password");
-                    warn!(%error, user, "cannot check app passwords");
-                }
+                Err(error) => return self.store_failed("app_password", &error, user),
             }
         }
 
@@ -351,12 +367,20 @@ impl Pipeline {
         let info: UserInfo = match verified {
             Ok(PrimaryOutcome::Accepted(info)) => info,
             Ok(PrimaryOutcome::UnknownUser) => {
-                let locked_now = self.record_failure(user, now).await;
-                return Verdict::reject("unknown_user", "none", locked_now.as_deref());
+                return match self.record_failure(user, now).await {
+                    Ok(locked_now) => {
+                        Verdict::reject("unknown_user", "none", locked_now.as_deref())
+                    }
+                    Err(verdict) => verdict,
+                };
             }
             Ok(PrimaryOutcome::BadPassword) => {
-                let locked_now = self.record_failure(user, now).await;
-                return Verdict::reject("bad_password", "none", locked_now.as_deref());
+                return match self.record_failure(user, now).await {
+                    Ok(locked_now) => {
+                        Verdict::reject("bad_password", "none", locked_now.as_deref())
+                    }
+                    Err(verdict) => verdict,
+                };
             }
             Ok(PrimaryOutcome::Denied { reason, message }) => {
                 return Verdict::reject(reason, "none", message.as_deref());
@@ -367,7 +391,9 @@ impl Pipeline {
             }
         };
         if info.mfa_exempt {
-            self.record_success(user, now, &state).await;
+            if let Err(verdict) = self.record_success(user, now, &state).await {
+                return verdict;
+            }
             return Verdict::accept("mfa_exempt", "none", None, info.reply_attributes);
         }
 
@@ -407,7 +433,9 @@ impl Pipeline {
         if state.totp.is_none() && !enrolled_out_of_band {
             return match self.policy.unenrolled {
                 Unenrolled::Allow => {
-                    self.record_success(user, now, &state).await;
+                    if let Err(verdict) = self.record_success(user, now, &state).await {
+                        return verdict;
+                    }
                     Verdict::accept("unenrolled_allowed", "none", None, info.reply_attributes)
                 }
                 Unenrolled::Reject => {
@@ -500,50 +528,62 @@ impl Pipeline {
     ) -> Verdict {
         let outcome = match classify(typed) {
             None => {
-                let locked_now = self.record_failure(user, now).await;
+                let locked_now = match self.record_failure(user, now).await {
+                    Ok(locked_now) => locked_now,
+                    Err(verdict) => return verdict,
+                };
                 return Verdict::reject(
                     "malformed_code",
                     "totp",
                     Some(locked_now.as_deref().unwrap_or(CHALLENGE_PROMPT)),
                 );
             }
-            Some(Response::Totp(code)) => match self.check_totp(user, state, &code, now).await {
+            Some(Response::Totp(code)) => {
+                let checked = self.check_totp(user, state, &code, now).await;
                 // Not the app's code: it may be the one we texted.
-                Ok(TotpOutcome::Wrong | TotpOutcome::NotEnrolled)
-                    if self.sms_code_matches(user, &code, now).await =>
-                {
-                    self.record_success(user, now, state).await;
-                    return Verdict::accept("ok", "sms", None, reply_attributes);
-                }
-                // The success was recorded with the claim (`check_totp`).
-                Ok(TotpOutcome::Accepted) => {
-                    return Verdict::accept("ok", "totp", None, reply_attributes);
-                }
-                Ok(TotpOutcome::Wrong) => ("bad_code", "totp", "Wrong code."),
-                Ok(TotpOutcome::Replayed) => (
-                    "replayed_code",
-                    "totp",
-                    "This code was already used. Wait for the next code and sign in again.",
-                ),
-                Ok(TotpOutcome::NotEnrolled)
-                    if self.oob.as_ref().is_some_and(|o| o.sms.is_some()) =>
-                {
-                    ("bad_code", "sms", "Wrong or expired code.")
-                }
-                Ok(TotpOutcome::NotEnrolled) => {
-                    ("not_enrolled", "totp", "No authenticator app is enrolled.")
-                }
-                Err(error) => {
-                    if matches!(error, TotpError::Store(_)) {
-                        store_error("totp");
+                if matches!(checked, Ok(TotpOutcome::Wrong | TotpOutcome::NotEnrolled)) {
+                    match self.sms_code_matches(user, &code, now).await {
+                        Ok(false) => {}
+                        Ok(true) => {
+                            if let Err(verdict) = self.record_success(user, now, state).await {
+                                return verdict;
+                            }
+                            return Verdict::accept("ok", "sms", None, reply_attributes);
+                        }
+                        Err(verdict) => return verdict,
                     }
-                    warn!(%error, user, "TOTP check failed");
-                    return Verdict::reject("store_unavailable", "totp", None);
                 }
-            },
+                match checked {
+                    // The success was recorded with the claim (`check_totp`).
+                    Ok(TotpOutcome::Accepted) => {
+                        return Verdict::accept("ok", "totp", None, reply_attributes);
+                    }
+                    Ok(TotpOutcome::Wrong) => ("bad_code", "totp", "Wrong code."),
+                    Ok(TotpOutcome::Replayed) => (
+                        "replayed_code",
+                        "totp",
+                        "This code was already used. Wait for the next code and sign in again.",
+                    ),
+                    Ok(TotpOutcome::NotEnrolled)
+                        if self.oob.as_ref().is_some_and(|o| o.sms.is_some()) =>
+                    {
+                        ("bad_code", "sms", "Wrong or expired code.")
+                    }
+                    Ok(TotpOutcome::NotEnrolled) => {
+                        ("not_enrolled", "totp", "No authenticator app is enrolled.")
+                    }
+                    Err(TotpError::Store(error)) => return self.store_failed("totp", &error, user),
+                    Err(error) => {
+                        warn!(%error, user, "TOTP check failed");
+                        return Verdict::reject("store_unavailable", "totp", None);
+                    }
+                }
+            }
             Some(Response::Recovery(code)) => match self.recovery.redeem(user, &code).await {
                 Ok(true) => {
-                    self.record_success(user, now, state).await;
+                    if let Err(verdict) = self.record_success(user, now, state).await {
+                        return verdict;
+                    }
                     let left = self
                         .store
                         .user(user)
@@ -565,15 +605,14 @@ impl Pipeline {
                     "recovery",
                     "Wrong or already used recovery code.",
                 ),
-                Err(error) => {
-                    store_error("recovery");
-                    warn!(%error, user, "recovery code check failed");
-                    return Verdict::reject("store_unavailable", "recovery", None);
-                }
+                Err(error) => return self.store_failed("recovery", &error, user),
             },
         };
         let (reason, factor, message) = outcome;
-        let locked_now = self.record_failure(user, now).await;
+        let locked_now = match self.record_failure(user, now).await {
+            Ok(locked_now) => locked_now,
+            Err(verdict) => return verdict,
+        };
         Verdict::reject(
             reason,
             factor,
@@ -626,8 +665,24 @@ impl Pipeline {
         }
     }
 
-    /// Counts a consecutive failure; returns the lockout message if this one locked the user.
-    async fn record_failure(&self, user: &str, now: u64) -> Option<String> {
+    /// A write the login needed failed: log it, fail the store closed (see
+    /// [`StoreHealth`]) and answer with the generic reply.
+    fn store_failed(
+        &self,
+        operation: &'static str,
+        error: &dyn std::fmt::Display,
+        user: &str,
+    ) -> Verdict {
+        warn!(%error, user, operation, "store write failed: login rejected");
+        self.health.failed(operation, error);
+        Verdict::reject("store_unavailable", "none", None)
+    }
+
+    /// Counts a consecutive failure; the lockout message if this one locked
+    /// the user. A failure that cannot be counted is the generic Reject:
+    /// answering "wrong code" without counting would be a guessing oracle
+    /// without a limit.
+    async fn record_failure(&self, user: &str, now: u64) -> Result<Option<String>, Verdict> {
         let lock_secs = self.policy.lockout.as_secs() as i64;
         match self
             .store
@@ -641,31 +696,34 @@ impl Pipeline {
                     "user locked out after repeated failures"
                 );
                 metrics::counter!("rampart_lockouts_total").increment(1);
-                Some(format!(
+                Ok(Some(format!(
                     "Too many failed attempts: this account is locked for {} minute(s).",
                     lock_secs / 60
-                ))
+                )))
             }
-            Ok(None) => None,
-            Err(error) => {
-                store_error("record_failure");
-                warn!(%error, user, "cannot record failed attempt");
-                None
-            }
+            Ok(None) => Ok(None),
+            Err(error) => Err(self.store_failed("record_failure", &error, user)),
         }
     }
 
     /// Resets the failure count and records the login time. Skipped when there
     /// is nothing to reset and the last login was recorded less than a minute
     /// ago: one write fewer per login on a busy gateway.
-    async fn record_success(&self, user: &str, now: u64, state: &LoginState) {
+    /// A success that cannot be recorded is the generic Reject too: the
+    /// store is failing, and every other login now gets that reply.
+    async fn record_success(
+        &self,
+        user: &str,
+        now: u64,
+        state: &LoginState,
+    ) -> Result<(), Verdict> {
         if !success_due(state, now) {
-            return;
+            return Ok(());
         }
-        if let Err(error) = self.store.record_success(user, now as i64).await {
-            store_error("record_success");
-            warn!(%error, user, "cannot record successful login");
-        }
+        self.store
+            .record_success(user, now as i64)
+            .await
+            .map_err(|error| self.store_failed("record_success", &error, user))
     }
 }
 

@@ -431,8 +431,8 @@ impl Pipeline {
         };
         match answer {
             Answer::Approved => {
-                if !joined {
-                    self.record_success(user, now, state).await;
+                if !joined && let Err(verdict) = self.record_success(user, now, state).await {
+                    return verdict;
                 }
                 Verdict::accept("ok", factor, None, reply_attributes)
             }
@@ -446,8 +446,9 @@ impl Pipeline {
                 if !joined && minutes > 0 {
                     let until = now as i64 + minutes as i64 * 60;
                     if let Err(error) = self.store.lock_user(user, until).await {
-                        store_error("lock_user");
-                        warn!(%error, user, "cannot lock user after a denied approval");
+                        // The reply is a Reject either way; what matters is
+                        // that nothing else is let in while the lock is missing.
+                        self.store_failed("lock_user", &error, user);
                     }
                     metrics::counter!("rampart_lockouts_total").increment(1);
                 }
@@ -478,7 +479,10 @@ impl Pipeline {
                 let locked_now = if joined {
                     None
                 } else {
-                    self.record_failure(user, now).await
+                    match self.record_failure(user, now).await {
+                        Ok(locked_now) => locked_now,
+                        Err(verdict) => return verdict,
+                    }
                 };
                 Verdict::reject(
                     "wrong_pin",
@@ -526,9 +530,7 @@ impl Pipeline {
         let hash = self.key.code_hash("sms", user, code.expose());
         let expires = now as i64 + oob.config.sms_code_secs as i64;
         if let Err(error) = self.store.put_sms_code(user, &hash, expires).await {
-            store_error("sms_code");
-            warn!(%error, user, "cannot store SMS code");
-            return Err(Verdict::reject("store_unavailable", "sms", None));
+            return Err(self.store_failed("sms_code", &error, user));
         }
         let minutes = oob.config.sms_code_secs.div_ceil(60);
         let text = Secret::new(format!(
@@ -551,20 +553,22 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Whether `code` is the user's outstanding SMS code; consumes it if so.
-    pub(super) async fn sms_code_matches(&self, user: &str, code: &str, now: u64) -> bool {
+    /// Whether `code` is the user's outstanding SMS code; consumes it if so
+    /// (a code whose use cannot be recorded fails closed).
+    pub(super) async fn sms_code_matches(
+        &self,
+        user: &str,
+        code: &str,
+        now: u64,
+    ) -> Result<bool, Verdict> {
         if self.oob.as_ref().is_none_or(|oob| oob.sms.is_none()) {
-            return false;
+            return Ok(false);
         }
         let hash = self.key.code_hash("sms", user, code);
-        match self.store.take_sms_code(user, &hash, now as i64).await {
-            Ok(matched) => matched,
-            Err(error) => {
-                store_error("sms_code");
-                warn!(%error, user, "cannot check SMS code");
-                false
-            }
-        }
+        self.store
+            .take_sms_code(user, &hash, now as i64)
+            .await
+            .map_err(|error| self.store_failed("sms_code", &error, user))
     }
 
     /// The whole second factor through a hosted service (Duo). Pushes and
@@ -658,7 +662,9 @@ impl Pipeline {
     ) -> Verdict {
         match outcome {
             HostedOutcome::Allow { reason } => {
-                self.record_success(user, now, state).await;
+                if let Err(verdict) = self.record_success(user, now, state).await {
+                    return verdict;
+                }
                 Verdict::accept(reason, "duo", None, info.reply_attributes)
             }
             HostedOutcome::Deny { reason, message } => {
@@ -691,7 +697,9 @@ impl Pipeline {
                     );
                     metrics::counter!("rampart_failopen_total", "provider" => "duo").increment(1);
                     info!(user, "accepted without a second factor (fail open)");
-                    self.record_success(user, now, state).await;
+                    if let Err(verdict) = self.record_success(user, now, state).await {
+                        return verdict;
+                    }
                     Verdict::accept("failopen", "duo", None, info.reply_attributes)
                 }
                 FailMode::Secure => {

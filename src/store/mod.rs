@@ -11,6 +11,7 @@
 pub mod config;
 #[cfg(test)]
 pub(crate) mod conformance;
+pub mod health;
 pub mod postgres;
 pub mod sqlite;
 
@@ -427,4 +428,20 @@ pub trait Store: Send + Sync + 'static {
     /// Admin unlock: clears failures and `locked_until`. Returns whether
     /// anything was locked.
     async fn unlock(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// Deletes lockout rows whose lock is over at `now` and whose last
+    /// failure is older than `before`; returns how many.
+    async fn purge_lockouts(&self, now: i64, before: i64) -> Result<u64, StoreError>;
+
+    /// Proves the store takes writes now: the files are where they were
+    /// opened and writable (SQLite), and one row per node is rewritten.
+    /// What the health monitor ([`health`]) runs.
+    async fn probe(&self, node: &str, now: i64) -> Result<(), StoreError>;
+
+    /// Fails `health` closed as soon as the store's files are deleted,
+    /// replaced or made unwritable under the running process; a no-op for
+    /// stores without local files.
+    fn watch_files(&self, _health: std::sync::Arc<health::StoreHealth>) -> std::io::Result<()> {
+        Ok(())
+    }
 }

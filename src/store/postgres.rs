@@ -93,6 +93,11 @@ fn migrator() -> Migrator {
             "phone pin",
             include_str!("../../migrations/postgres/0004_phone_pin.sql"),
         ),
+        migration(
+            5,
+            "health",
+            include_str!("../../migrations/postgres/0005_health.sql"),
+        ),
     ])
 }
 
@@ -354,7 +359,8 @@ impl Store for PostgresStore {
         // A threshold of 0 behaves as 1 (see the SQLite store).
         let max = i64::from(max_failures.max(1));
         let until = now.saturating_add(lock_secs);
-        self.bounded(self.count_failure(name, max, until)).await
+        self.bounded(self.count_failure(name, max, until, now))
+            .await
     }
 
     async fn record_success(&self, name: &str, now: i64) -> Result<(), StoreError> {
@@ -536,5 +542,24 @@ impl Store for PostgresStore {
             return Ok(false);
         }
         self.bounded(self.delete_lock(name)).await
+    }
+
+    async fn purge_lockouts(&self, now: i64, before: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(sql::PURGE_LOCKOUTS)
+            .bind(now)
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn probe(&self, node: &str, now: i64) -> Result<(), StoreError> {
+        let write = sqlx::query(sql::HEARTBEAT)
+            .bind(node)
+            .bind(now)
+            .execute(&self.pool);
+        self.bounded(async { write.await.map(|_| ()).map_err(db) })
+            .await
     }
 }

@@ -19,6 +19,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqlSafeStr, SqlitePool, SqliteTransaction};
 
+use crate::store::health::StoreHealth;
 use crate::store::{
     AppPasswordSummary, AuditEvent, DeviceKind, LoginState, OutOfBandEnrollment, Store, StoreError,
     TotpRecord, UserSummary,
@@ -26,10 +27,12 @@ use crate::store::{
 
 mod admin;
 mod devices;
+mod files;
 mod import;
 mod inline;
 mod phone_pin;
 mod sql;
+mod watch;
 
 /// How long a connection waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -73,6 +76,13 @@ fn migrator() -> Migrator {
             include_str!("../../migrations/sqlite/0004_phone_pin.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            5,
+            Cow::Borrowed("health"),
+            MigrationType::Simple,
+            include_str!("../../migrations/sqlite/0005_health.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -89,7 +99,11 @@ pub struct SqliteStore {
     /// The login hot path on its own connections (file databases only; an
     /// in-memory database lives in the single sqlx connection).
     inline: Option<Arc<inline::InlineDb>>,
+    /// The database file as opened (file databases only), for the probe.
+    files: Option<Arc<files::DbFiles>>,
 }
+
+pub use files::FileFault;
 
 /// Wraps a backend error. sqlx/SQLite messages name tables and constraints,
 /// never bound values, so no secret reaches the message.
@@ -174,16 +188,19 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .after_release(|connection, _| Box::pin(usable_after_release(connection)))
             .connect_with(options.clone())
             .await
             .map_err(db)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(POOL_SIZE)
+            .after_release(|connection, _| Box::pin(usable_after_release(connection)))
             .connect_with(options)
             .await
             .map_err(db)?;
         let mut store = Self::migrated(pool, writer).await?;
         store.inline = Some(Arc::new(inline::InlineDb::open(path, BUSY_TIMEOUT)?));
+        store.files = Some(Arc::new(files::DbFiles::new(path).map_err(db)?));
         Ok(store)
     }
 
@@ -211,6 +228,7 @@ impl SqliteStore {
             pool,
             writer,
             inline: None,
+            files: None,
         })
     }
 
@@ -219,6 +237,21 @@ impl SqliteStore {
     async fn write_tx(&self) -> Result<SqliteTransaction<'static>, StoreError> {
         self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)
     }
+}
+
+/// Whether a connection handed back to the pool can serve the next caller.
+/// A COMMIT that fails (disk full, read-only file) can leave sqlx counting an
+/// open transaction that SQLite already rolled back; every later
+/// `BEGIN IMMEDIATE` on that connection then fails ("non-zero transaction
+/// depth") until a restart. Such a connection is closed instead, and the pool
+/// opens a fresh one. The ping first lets the rollback a dropped transaction
+/// queued reach the connection before its state is read.
+async fn usable_after_release(
+    connection: &mut sqlx::SqliteConnection,
+) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    connection.ping().await?;
+    Ok(!connection.is_in_transaction())
 }
 
 /// Creates the account row for factor enrolment of a user not yet known here
@@ -494,18 +527,22 @@ impl Store for SqliteStore {
         let max = i64::from(max_failures.max(1));
         let until = now.saturating_add(lock_secs);
         if let Some(inline) = &self.inline {
-            return inline.record_failure(name, max, until).await;
+            return inline.record_failure(name, max, until, now).await;
         }
         // Increment, threshold test and lock in one upsert, so concurrent
         // failures can neither be lost nor each trigger the lock. The count
         // is reset to 0 exactly when this call locked, which is how we know.
+        // An explicit transaction, so a failed commit is an error here.
+        let mut tx = self.write_tx().await?;
         let row = sqlx::query(sql::RECORD_FAILURE)
             .bind(name)
             .bind(max)
             .bind(until)
-            .fetch_one(&self.writer)
+            .bind(now)
+            .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         let failures: i64 = row.try_get("failures").map_err(db)?;
         if failures == 0 {
             Ok(row.try_get("locked_until").map_err(db)?)
@@ -668,12 +705,15 @@ impl Store for SqliteStore {
 
     async fn unlock(&self, name: &str) -> Result<bool, StoreError> {
         // Deleting the row clears both fields; RETURNING yields the old
-        // values, so the answer and the change are one atomic statement.
+        // values, so the answer and the change are one atomic statement. In a
+        // transaction, so a failed commit is not taken for a success.
+        let mut tx = self.write_tx().await?;
         let row = sqlx::query("DELETE FROM lockouts WHERE name = ?1 RETURNING locked_until")
             .bind(name)
-            .fetch_optional(&self.writer)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         match row {
             Some(row) => Ok(row
                 .try_get::<Option<i64>, _>("locked_until")
@@ -681,6 +721,37 @@ impl Store for SqliteStore {
                 .is_some()),
             None => Ok(false),
         }
+    }
+
+    async fn purge_lockouts(&self, now: i64, before: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(sql::PURGE_LOCKOUTS)
+            .bind(now)
+            .bind(before)
+            .execute(&self.writer)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
+    fn watch_files(&self, health: Arc<StoreHealth>) -> std::io::Result<()> {
+        match &self.files {
+            Some(files) => watch::spawn(files.clone(), health),
+            None => Ok(()),
+        }
+    }
+
+    async fn probe(&self, node: &str, now: i64) -> Result<(), StoreError> {
+        // The files first: SQLite must not touch a frozen wal-index (SIGBUS).
+        if let Some(files) = &self.files {
+            files.check().map_err(db)?;
+        }
+        sqlx::query(sql::HEARTBEAT)
+            .bind(node)
+            .bind(now)
+            .execute(&self.writer)
+            .await
+            .map_err(db)?;
+        Ok(())
     }
 }
 

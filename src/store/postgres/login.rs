@@ -187,11 +187,13 @@ impl PostgresStore {
         name: &str,
         max: i64,
         until: i64,
+        now: i64,
     ) -> Result<Option<i64>, StoreError> {
         let row = sqlx::query(sql::RECORD_FAILURE)
             .bind(name)
             .bind(max)
             .bind(until)
+            .bind(now)
             .fetch_one(&self.pool)
             .await
             .map_err(db)?;

@@ -27,12 +27,23 @@ pub(super) const CONSUME_RECOVERY_CODE: &str =
 /// CONFLICT DO UPDATE` is atomic in PostgreSQL (docs, INSERT: "ON CONFLICT DO
 /// UPDATE guarantees an atomic INSERT or UPDATE outcome"), so concurrent
 /// failures at several nodes are neither lost nor each trigger the lock.
-pub(super) const RECORD_FAILURE: &str = "INSERT INTO lockouts AS l (name, failures, locked_until) \
-     VALUES ($1, CASE WHEN 1 >= $2 THEN 0 ELSE 1 END, CASE WHEN 1 >= $2 THEN $3 ELSE NULL END) \
+pub(super) const RECORD_FAILURE: &str = "INSERT INTO lockouts AS l (name, failures, locked_until, last_failure) \
+     VALUES ($1, CASE WHEN 1 >= $2 THEN 0 ELSE 1 END, CASE WHEN 1 >= $2 THEN $3 ELSE NULL END, $4) \
      ON CONFLICT (name) DO UPDATE SET \
      failures = CASE WHEN l.failures + 1 >= $2 THEN 0 ELSE l.failures + 1 END, \
-     locked_until = CASE WHEN l.failures + 1 >= $2 THEN $3 ELSE l.locked_until END \
+     locked_until = CASE WHEN l.failures + 1 >= $2 THEN $3 ELSE l.locked_until END, \
+     last_failure = $4 \
      RETURNING failures, locked_until";
+
+/// Forgets lockout rows whose lock is over (`$1` = now) and whose last
+/// failure is older than `$2`: what a spray of invented names leaves behind.
+pub(super) const PURGE_LOCKOUTS: &str = "DELETE FROM lockouts \
+     WHERE (locked_until IS NULL OR locked_until <= $1) \
+     AND COALESCE(last_failure, 0) < $2";
+
+/// The health probe's write (one row per node).
+pub(super) const HEARTBEAT: &str = "INSERT INTO heartbeat (node, at) VALUES ($1, $2) \
+     ON CONFLICT (node) DO UPDATE SET at = excluded.at";
 
 /// After a success: failures reset, an expired lock cleared (an active one
 /// kept), and the login time recorded, in one statement (a data-modifying

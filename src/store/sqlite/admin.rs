@@ -79,15 +79,19 @@ impl SqliteStore {
         hash: &str,
         now: i64,
     ) -> Result<Option<String>, StoreError> {
+        // RETURNING statements run in a transaction: in autocommit the commit
+        // happens after the row is returned, and its failure would be lost.
+        let mut tx = self.write_tx().await?;
         let row = sqlx::query(
             "UPDATE app_passwords SET last_used = ?3 WHERE name = ?1 AND hash = ?2 RETURNING label",
         )
         .bind(name)
         .bind(hash)
         .bind(now)
-        .fetch_optional(&self.writer)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.map(|row| row.try_get("label").map_err(db)).transpose()
     }
 
@@ -133,15 +137,18 @@ impl SqliteStore {
         hash: &str,
         now: i64,
     ) -> Result<Option<String>, StoreError> {
-        // One statement: of two racing redemptions, one gets the row.
+        // One statement: of two racing redemptions, one gets the row. In a
+        // transaction, so a failed commit never passes for a redemption.
+        let mut tx = self.write_tx().await?;
         let row = sqlx::query(
             "DELETE FROM invitations WHERE hash = ?1 AND expires_at >= ?2 RETURNING name",
         )
         .bind(hash)
         .bind(now)
-        .fetch_optional(&self.writer)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.map(|row| row.try_get("name").map_err(db)).transpose()
     }
 

@@ -367,14 +367,22 @@ impl InlineDb {
         name: &str,
         max: i64,
         until: i64,
+        now: i64,
     ) -> Result<Option<i64>, StoreError> {
         self.write(|connection| {
-            let mut statement = connection.prepare_cached(super::sql::RECORD_FAILURE)?;
-            statement.query_row(params![name, max, until], |row| {
-                let failures: i64 = row.get(0)?;
-                let locked_until: Option<i64> = row.get(1)?;
-                Ok(if failures == 0 { locked_until } else { None })
-            })
+            // Explicit transaction: see `RECORD_FAILURE` on why autocommit
+            // would lose the commit's error.
+            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let locked = tx.prepare_cached(super::sql::RECORD_FAILURE)?.query_row(
+                params![name, max, until, now],
+                |row| {
+                    let failures: i64 = row.get(0)?;
+                    let locked_until: Option<i64> = row.get(1)?;
+                    Ok(if failures == 0 { locked_until } else { None })
+                },
+            )?;
+            tx.commit()?;
+            Ok(locked)
         })
         .await
     }

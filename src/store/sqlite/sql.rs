@@ -19,15 +19,29 @@ pub(super) const CLAIM_STEP: &str = "UPDATE totp SET last_step = ?2 \
 pub(super) const CONSUME_RECOVERY_CODE: &str =
     "DELETE FROM recovery_codes WHERE name = ?1 AND hash = ?2";
 
-/// One more failure for `?1`; at `?2` failures, lock until `?3` and reset the
-/// count to 0 (which tells the caller this call locked). One upsert, so
-/// concurrent failures are neither lost nor each trigger the lock.
-pub(super) const RECORD_FAILURE: &str = "INSERT INTO lockouts (name, failures, locked_until) \
-     VALUES (?1, CASE WHEN 1 >= ?2 THEN 0 ELSE 1 END, CASE WHEN 1 >= ?2 THEN ?3 ELSE NULL END) \
+/// One more failure for `?1` at `?4`; at `?2` failures, lock until `?3` and
+/// reset the count to 0 (which tells the caller this call locked). One upsert,
+/// so concurrent failures are neither lost nor each trigger the lock. Run
+/// inside an explicit transaction: in autocommit, SQLite commits when the
+/// statement is reset, after RETURNING has produced its row, and a failed
+/// commit would go unseen (the count looks recorded, the lockout never comes).
+pub(super) const RECORD_FAILURE: &str = "INSERT INTO lockouts (name, failures, locked_until, last_failure) \
+     VALUES (?1, CASE WHEN 1 >= ?2 THEN 0 ELSE 1 END, CASE WHEN 1 >= ?2 THEN ?3 ELSE NULL END, ?4) \
      ON CONFLICT (name) DO UPDATE SET \
      failures = CASE WHEN lockouts.failures + 1 >= ?2 THEN 0 ELSE lockouts.failures + 1 END, \
-     locked_until = CASE WHEN lockouts.failures + 1 >= ?2 THEN ?3 ELSE lockouts.locked_until END \
+     locked_until = CASE WHEN lockouts.failures + 1 >= ?2 THEN ?3 ELSE lockouts.locked_until END, \
+     last_failure = ?4 \
      RETURNING failures, locked_until";
+
+/// Forgets lockout rows whose lock is over (`?1` = now) and whose last
+/// failure is older than `?2`: what a spray of invented names leaves behind.
+pub(super) const PURGE_LOCKOUTS: &str = "DELETE FROM lockouts \
+     WHERE (locked_until IS NULL OR locked_until <= ?1) \
+     AND COALESCE(last_failure, 0) < ?2";
+
+/// The health probe's write (one row per node).
+pub(super) const HEARTBEAT: &str = "INSERT INTO heartbeat (node, at) VALUES (?1, ?2) \
+     ON CONFLICT (node) DO UPDATE SET at = excluded.at";
 
 /// After a success: failures reset; an expired lock cleared, an active one kept.
 pub(super) const RESET_FAILURES: &str = "UPDATE lockouts SET failures = 0, \
