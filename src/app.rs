@@ -9,6 +9,7 @@ mod notify;
 mod reload;
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,6 +59,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Arc<
     match config.store.backend() {
         Backend::Sqlite(_) => {
             let path = config.store.sqlite_path();
+            refuse_a_new_store_beside_the_old(&path, key_file)?;
             let key = SealKey::load_or_create(key_file)
                 .with_context(|| format!("store key file {}", key_file.display()))?;
             let store = SqliteStore::open(&path)
@@ -102,6 +104,31 @@ pub async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Arc<
             Ok((Arc::new(store), Arc::new(key)))
         }
     }
+}
+
+/// Refuses to open the SQLite store where creating it would quietly lose
+/// data: its file is missing while a daemon still serves it (deleted under
+/// the daemon: a new database here would be empty, and the daemon's rows go
+/// with it at its next restart), or the database exists but its key does
+/// not (a new key cannot open a single enrolled seed).
+fn refuse_a_new_store_beside_the_old(path: &Path, key_file: &Path) -> anyhow::Result<()> {
+    use crate::store::sqlite::ServingMarker;
+    if !path.exists() && ServingMarker::is_claimed(path) {
+        anyhow::bail!(
+            "SQLite store {}: the file is missing, but a running rampart daemon still serves it. \
+             Restore the file from a backup and restart the daemon; nothing was created",
+            path.display()
+        );
+    }
+    if path.exists() && !key_file.exists() {
+        anyhow::bail!(
+            "store key file {} is missing, but the database {} exists: restore the key \
+             (the enrolled seeds are sealed with it); nothing was created",
+            key_file.display(),
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// This process's heartbeat row: host name and RADIUS port, so nodes sharing
@@ -316,6 +343,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     families::describe();
     families::register(&config);
     let (store, key) = open_store(&config).await?;
+    // Held while serving: a CLI run then refuses to create a new database
+    // where this one's file was deleted.
+    let _serving = match config.store.backend() {
+        Backend::Sqlite(_) => {
+            match crate::store::sqlite::ServingMarker::claim(&config.store.sqlite_path()) {
+                Ok(marker) => Some(marker),
+                Err(error) => {
+                    warn!(%error, "another rampart process serves this SQLite store");
+                    None
+                }
+            }
+        }
+        Backend::Postgres(_) => None,
+    };
     let carry = Carry::fresh();
     if let Err(error) = store.watch_files(carry.health.clone()) {
         warn!(%error, "cannot watch the store's files: a change is seen at the next probe");

@@ -14,6 +14,10 @@ use crate::pipeline::STAGE_SECONDS;
 /// `(name, help)` of the counters.
 const COUNTERS: &[(&str, &str)] = &[
     (
+        crate::auth::hasher::HASH_REFUSED,
+        "Local password checks refused without running, by reason: queue_full, deadline.",
+    ),
+    (
         "rampart_requests_total",
         "Access-Requests decided, by client and outcome (accept, reject, challenge).",
     ),
@@ -94,6 +98,10 @@ const COUNTERS: &[(&str, &str)] = &[
 /// `(name, help)` of the gauges.
 const GAUGES: &[(&str, &str)] = &[
     (
+        crate::auth::hasher::HASH_QUEUED,
+        "Local password checks waiting for a worker now.",
+    ),
+    (
         crate::store::health::STORE_WRITABLE,
         "1 while the store takes writes; 0 while every login is rejected until it does again.",
     ),
@@ -152,6 +160,7 @@ const REJECT_REASONS: &[&str] = &[
     "not_enrolled",
     "directory_unavailable",
     "store_unavailable",
+    "overloaded",
 ];
 
 /// The store failures an operator watches first: reads and writes of the
@@ -210,6 +219,9 @@ pub fn register(config: &Config) {
         let _ = metrics::histogram!(STAGE_SECONDS, "stage" => stage);
     }
     metrics::counter!("rampart_lockouts_total").increment(0);
+    for reason in ["queue_full", "deadline"] {
+        metrics::counter!(crate::auth::hasher::HASH_REFUSED, "reason" => reason).increment(0);
+    }
     for operation in STORE_OPERATIONS {
         metrics::counter!(crate::store::health::STORE_ERRORS, "operation" => *operation)
             .increment(0);

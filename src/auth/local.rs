@@ -1,17 +1,17 @@
 //! The local user store: argon2id password hashes (RFC 9106) kept in rampart's
-//! store, verified on the blocking pool because each check costs tens of
-//! milliseconds of CPU and memory by design.
+//! store, verified by the bounded worker pool of [`super::hasher`] because
+//! each check costs tens of milliseconds of CPU and megabytes of memory by
+//! design.
 
 use std::sync::Arc;
 
 use argon2::Argon2;
-use argon2::password_hash::phc::PasswordHash;
-use argon2::{PasswordHasher, PasswordVerifier};
+use argon2::PasswordHasher;
 use async_trait::async_trait;
 use serde::Deserialize;
 
+use super::hasher::{HashError, Hasher};
 use super::{PrimaryAuth, PrimaryError, PrimaryOutcome, PrimaryRequest, UserInfo};
-use crate::secret::Secret;
 use crate::store::Store;
 
 /// `[primary] backend = "local"`: no settings yet.
@@ -27,18 +27,23 @@ pub fn hash_password(password: &str) -> Result<String, String> {
         .map_err(|e| format!("cannot hash password: {e}"))
 }
 
-fn verify_hash(password: &[u8], phc: &str) -> bool {
-    match PasswordHash::new(phc) {
-        Ok(hash) => Argon2::default().verify_password(password, &hash).is_ok(),
-        Err(_) => false,
-    }
-}
-
 /// Local users.
 pub struct LocalAuth {
     store: Arc<dyn Store>,
     /// Verified against for unknown users, so they cost the same time.
     decoy_hash: Arc<str>,
+    /// The process's one password-check pool.
+    hasher: Hasher,
+}
+
+/// One pool for the whole process, so reloads and the portal share its bound.
+fn shared_hasher() -> Result<Hasher, String> {
+    static HASHER: std::sync::OnceLock<Hasher> = std::sync::OnceLock::new();
+    if let Some(hasher) = HASHER.get() {
+        return Ok(hasher.clone());
+    }
+    let hasher = Hasher::new().map_err(|e| format!("cannot start password-check workers: {e}"))?;
+    Ok(HASHER.get_or_init(|| hasher).clone())
 }
 
 impl LocalAuth {
@@ -48,6 +53,7 @@ impl LocalAuth {
         Ok(LocalAuth {
             store,
             decoy_hash: hash_password(&hex::encode(decoy))?.into(),
+            hasher: shared_hasher()?,
         })
     }
 }
@@ -68,10 +74,13 @@ impl PrimaryAuth for LocalAuth {
         let phc: Arc<str> = stored
             .map(Into::into)
             .unwrap_or_else(|| self.decoy_hash.clone());
-        let candidate = Secret::new(password.expose().as_bytes().to_vec());
-        let matches = tokio::task::spawn_blocking(move || verify_hash(candidate.expose(), &phc))
-            .await
-            .map_err(|e| PrimaryError::Unavailable(format!("password check failed: {e}")))?;
+        let matches = match self.hasher.verify(password.expose().as_bytes(), phc).await {
+            Ok(matches) => matches,
+            Err(HashError::Busy) => return Err(PrimaryError::Overloaded),
+            Err(error @ HashError::Stopped) => {
+                return Err(PrimaryError::Unavailable(error.to_string()));
+            }
+        };
         Ok(match (known, matches) {
             (true, true) => PrimaryOutcome::Accepted(UserInfo::default()),
             (true, false) => PrimaryOutcome::BadPassword,
@@ -90,8 +99,16 @@ mod tests {
         let b = hash_password("correct horse").unwrap();
         assert!(a.starts_with("$argon2id$"), "{a}");
         assert_ne!(a, b, "salted");
-        assert!(verify_hash(b"correct horse", &a));
-        assert!(!verify_hash(b"correct hors", &a));
-        assert!(!verify_hash(b"x", "not a hash"));
+        let mut memory = Vec::new();
+        assert!(super::super::hasher::verify_in(
+            &mut memory,
+            b"correct horse",
+            &a
+        ));
+        assert!(!super::super::hasher::verify_in(
+            &mut memory,
+            b"correct hors",
+            &a
+        ));
     }
 }

@@ -4,6 +4,7 @@
 //! LDAP directory or Active Directory) and `upstream` (RADIUS servers such as
 //! NPS check it).
 
+pub mod hasher;
 pub mod ldap;
 pub mod local;
 pub mod none;
@@ -106,6 +107,10 @@ pub enum PrimaryError {
     /// No directory server answered in time, or every one failed.
     #[error("directory unavailable: {0}")]
     DirectoryUnavailable(String),
+    /// Too many password checks at once: refused rather than queued
+    /// without bound (counted in `rampart_password_checks_refused_total`).
+    #[error("too many password checks at once")]
+    Overloaded,
 }
 
 impl PrimaryError {
@@ -114,6 +119,7 @@ impl PrimaryError {
         match self {
             PrimaryError::Unavailable(_) => "primary_unavailable",
             PrimaryError::DirectoryUnavailable(_) => "directory_unavailable",
+            PrimaryError::Overloaded => "overloaded",
         }
     }
 }

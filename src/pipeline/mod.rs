@@ -17,7 +17,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tracing::{info, warn};
 
 use crate::audit::AuditLog;
-use crate::auth::{PrimaryAuth, PrimaryOutcome, PrimaryRequest, UserInfo};
+use crate::auth::{PrimaryAuth, PrimaryError, PrimaryOutcome, PrimaryRequest, UserInfo};
 use crate::config::{Policy, Unenrolled};
 use crate::factor::app_password;
 use crate::factor::oob::{Channel, OutOfBand};
@@ -384,6 +384,10 @@ impl Pipeline {
             }
             Ok(PrimaryOutcome::Denied { reason, message }) => {
                 return Verdict::reject(reason, "none", message.as_deref());
+            }
+            // Counted where it is refused; a flood must not flood the log too.
+            Err(PrimaryError::Overloaded) => {
+                return Verdict::reject(PrimaryError::Overloaded.reason(), "none", None);
             }
             Err(error) => {
                 warn!(%error, user, "primary authentication unavailable");

@@ -109,6 +109,8 @@ cases!(
     names_with_nul_are_absent,
     devices_are_ordered_by_kind_then_label,
     phone_pin_set_replace_clear_and_delete,
+    old_lockout_rows_are_purged_once_their_lock_is_over,
+    probe_writes_a_heartbeat,
 );
 
 async fn add_user_and_password(s: Arc<dyn Store>) {
@@ -941,4 +943,46 @@ async fn phone_pin_set_replace_clear_and_delete(s: Arc<dyn Store>) {
     s.set_phone_pin("alice", "h3", 12).await.unwrap();
     s.delete_user("alice").await.unwrap();
     assert_eq!(s.phone_pin_hash("alice").await.unwrap(), None);
+}
+
+/// A spray of invented names leaves rows; a day later they are gone, but
+/// never a lock still running or a recent failure.
+async fn old_lockout_rows_are_purged_once_their_lock_is_over(s: Arc<dyn Store>) {
+    for i in 0..50 {
+        s.record_failure(&format!("sprayed{i}"), 1_000, 5, 60)
+            .await
+            .unwrap();
+    }
+    // Locked at 1 000 until 1 000 + 86 400 * 2.
+    assert!(
+        s.record_failure("locked", 1_000, 1, 86_400 * 2)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    s.record_failure("recent", 90_000, 5, 60).await.unwrap();
+    let purged = s.purge_lockouts(100_000, 100_000 - 86_400).await.unwrap();
+    assert_eq!(
+        purged, 50,
+        "the sprayed names, not the lock or the recent one"
+    );
+    assert!(
+        s.login_state("locked", 100_000)
+            .await
+            .unwrap()
+            .locked_until
+            .is_some()
+    );
+    assert_eq!(s.login_state("recent", 100_000).await.unwrap().failures, 1);
+    assert_eq!(
+        s.purge_lockouts(100_000, 100_000 - 86_400).await.unwrap(),
+        0
+    );
+}
+
+/// The health probe writes, and may run over and over.
+async fn probe_writes_a_heartbeat(s: Arc<dyn Store>) {
+    s.probe("node-a", 1).await.unwrap();
+    s.probe("node-a", 2).await.unwrap();
+    s.probe("node-b", 2).await.unwrap();
 }

@@ -30,6 +30,7 @@ mod devices;
 mod files;
 mod import;
 mod inline;
+mod marker;
 mod phone_pin;
 mod sql;
 mod watch;
@@ -104,6 +105,7 @@ pub struct SqliteStore {
 }
 
 pub use files::FileFault;
+pub use marker::ServingMarker;
 
 /// Wraps a backend error. sqlx/SQLite messages name tables and constraints,
 /// never bound values, so no secret reaches the message.

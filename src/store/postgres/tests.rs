@@ -223,7 +223,7 @@ async fn migrations_run_once(s: PostgresStore) {
             .fetch_all(s.pool())
             .await
             .unwrap();
-    assert_eq!(versions, [1, 2, 3, 4]);
+    assert_eq!(versions, [1, 2, 3, 4, 5]);
     assert!(s.totp("alice").await.unwrap().is_some());
 }
 
