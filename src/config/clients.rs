@@ -1,14 +1,12 @@
 //! `[[clients]]`: each NAS entry checked and turned into a [`Client`], with
 //! the rules that keep a shared secret worth having (RFC 2865 §3):
 //!
-//! - secrets: see [`super::client_secret`] (short, sample, file mode);
+//! - short or sample secrets, and `secret_file` modes: see
+//!   [`super::client_secret`];
 //! - `0.0.0.0/0` or `::/0` is an error without `allow_any_address = true`:
 //!   the whole Internet would share one secret;
 //! - two UDP entries with the same network are an error naming both: only one
-//!   can ever match, so the other's secret silently never works;
-//! - a `secret_file` readable or writable by group or others is a warning
-//!   (0640 root:rampart is a common, deliberate layout; an inline `secret` in
-//!   the main file is no better protected).
+//!   can ever match, so the other's secret silently never works.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -34,7 +32,7 @@ pub(super) fn validate_clients(file: &ConfigFile, problems: &mut Problems) -> Cl
     let mut radsec = Vec::new();
     let mut names = HashSet::new();
     // UDP network (truncated: 10.0.0.5/24 is 10.0.0.0/24) → first entry with it.
-    let mut networks: HashMap<IpNet, usize> = HashMap::new();
+    let mut networks: HashMap<IpNet, (usize, &str)> = HashMap::new();
     for (i, section) in file.clients.iter().enumerate() {
         if section.name.trim().is_empty() {
             problems.add(
@@ -53,15 +51,14 @@ pub(super) fn validate_clients(file: &ConfigFile, problems: &mut Problems) -> Cl
             continue;
         };
         match networks.get(&network.trunc()) {
-            Some(&first) => problems.add(
+            Some(&(first, name)) => problems.add(
                 key(i, "address"),
                 format!(
-                    "{network} is also the address of client {:?} (clients[{first}]): only one entry can match a datagram, so the other's secret would never be used; remove one of them",
-                    file.clients[first].name
+                    "{network} is also the address of client {name:?} (clients[{first}]): only one entry can match a datagram, so the other's secret would never be used; remove one of them"
                 ),
             ),
             None => {
-                networks.insert(network.trunc(), i);
+                networks.insert(network.trunc(), (i, section.name.as_str()));
             }
         }
         udp.extend(entry.udp);
