@@ -335,6 +335,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // SIGHUP's default action ends the process: take it over before anything
     // can send one (systemd's reload, an admin's kill -HUP).
     let hangup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
+    // The same lines `rampart check-config` prints (weak secrets and the like).
+    for line in config.warning_lines() {
+        warn!("{line}");
+    }
     let token = CancellationToken::new();
     let metrics = match config.http_listen {
         Some(addr) => Some((addr, install_metrics_recorder()?)),

@@ -30,7 +30,8 @@ struct Args {
 enum Command {
     /// Run the daemon.
     Serve,
-    /// Validate the configuration and exit (0 = valid, 2 = problems printed).
+    /// Validate the configuration and exit (0 = valid, warnings printed if
+    /// any; 2 = problems printed).
     CheckConfig,
     /// Manage local users.
     User {
@@ -183,6 +184,10 @@ fn main() -> ExitCode {
         }
     };
     if let Command::CheckConfig = args.command {
+        // Usable, but weak: on stderr with the errors' format, exit 0.
+        for line in config.warning_lines() {
+            eprintln!("{line}");
+        }
         println!("{}: OK", args.config.display());
         return ExitCode::SUCCESS;
     }

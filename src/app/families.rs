@@ -148,6 +148,8 @@ const DROP_REASONS: &[&str] = &[
     "unsupported_code",
     "overloaded",
     "bad_user_password",
+    "duplicate_attribute",
+    "eap_without_message_authenticator",
 ];
 
 /// The rejects an operator watches first.

@@ -141,6 +141,9 @@ impl Running {
                 return false;
             }
         };
+        for line in config.warning_lines() {
+            warn!("{line}");
+        }
         let carry = self.carry.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let pipeline = match build_pipeline(
             &config,

@@ -122,6 +122,10 @@ pub struct ClientSection {
     /// connections must also come from it.
     #[serde(default)]
     pub address: String,
+    /// Accept `0.0.0.0/0` or `::/0` as `address`: every source shares this
+    /// secret. Refused without this explicit opt-in.
+    #[serde(default)]
+    pub allow_any_address: bool,
     /// Shared secret, inline.
     pub secret: Option<String>,
     /// Shared secret read from a file (systemd credentials), trailing newline removed.

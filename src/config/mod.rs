@@ -3,16 +3,24 @@
 //! ([`file`]) and then validated into real types ([`validate`]).
 //!
 //! Every problem is reported as `FILE: key.path: what is wrong`, all of them at
-//! once, so an admin fixes a file in one pass. `rampart check-config` and
-//! `rampart serve` run exactly this code.
+//! once (unknown keys and value checks together), so an admin fixes a file in
+//! one pass. Weak but workable settings are warnings
+//! (`FILE: key.path: warning: ...`): `check-config` prints them and `serve`
+//! logs them at WARN. `rampart check-config` and `rampart serve` run exactly
+//! this code.
 
+mod client_secret;
+mod clients;
 pub mod file;
+mod tree;
 pub mod validate;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use config::{Environment, File, FileFormat, Value, ValueKind};
+use config::{Environment, File, FileFormat, Value};
+
+use tree::{find_key, has_path, join_key, path_segments, remove_path};
 
 pub use file::{LogFormat, Unenrolled};
 pub use validate::{Config, Policy};
@@ -26,48 +34,73 @@ pub struct Problem {
     pub message: String,
 }
 
+/// `FILE: key: message`, or `FILE: key: warning: message`.
+fn line(file: &Path, problem: &Problem, warning: bool) -> String {
+    let label = if warning { "warning: " } else { "" };
+    if problem.key.is_empty() {
+        format!("{}: {label}{}", file.display(), problem.message)
+    } else {
+        format!(
+            "{}: {}: {label}{}",
+            file.display(),
+            problem.key,
+            problem.message
+        )
+    }
+}
+
 /// A configuration that cannot be used, with every problem found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigError {
     /// The file.
     pub file: PathBuf,
-    /// Problems, sorted by key.
+    /// Problems that stop it from being used.
     pub problems: Vec<Problem>,
+    /// Weaknesses found as well (shown, marked `warning:`).
+    pub warnings: Vec<Problem>,
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, problem) in self.problems.iter().enumerate() {
+        let mut all: Vec<(&Problem, bool)> = self.problems.iter().map(|p| (p, false)).collect();
+        all.extend(self.warnings.iter().map(|p| (p, true)));
+        all.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+        for (i, (problem, warning)) in all.into_iter().enumerate() {
             if i > 0 {
                 writeln!(f)?;
             }
-            if problem.key.is_empty() {
-                write!(f, "{}: {}", self.file.display(), problem.message)?;
-            } else {
-                write!(
-                    f,
-                    "{}: {}: {}",
-                    self.file.display(),
-                    problem.key,
-                    problem.message
-                )?;
-            }
+            f.write_str(&line(&self.file, problem, warning))?;
         }
         Ok(())
     }
 }
 
+impl Config {
+    /// The warnings as `check-config` prints them, one line each: weak
+    /// settings that still work (see [`validate`]).
+    pub fn warning_lines(&self) -> Vec<String> {
+        self.warnings
+            .iter()
+            .map(|problem| line(&self.source, problem, true))
+            .collect()
+    }
+}
+
 /// Reads, layers, deserializes and validates a configuration file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let fail = |problems: Vec<Problem>| ConfigError {
+    let fail = |problems: Vec<Problem>, warnings: Vec<Problem>| ConfigError {
         file: path.to_path_buf(),
         problems,
+        warnings,
     };
     let whole_file = |message: String| {
-        fail(vec![Problem {
-            key: String::new(),
-            message,
-        }])
+        fail(
+            vec![Problem {
+                key: String::new(),
+                message,
+            }],
+            Vec::new(),
+        )
     };
     if !path.is_file() {
         return Err(whole_file(format!(
@@ -90,18 +123,60 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let tree: Value = layered
         .try_deserialize()
         .map_err(|e| whole_file(e.to_string()))?;
-    let file = deserialize_collecting(tree).map_err(fail)?;
-    validate::validate(file, path).map_err(fail)
+    let (file, mut problems) = deserialize_collecting(tree);
+    let Some(file) = file else {
+        return Err(fail(problems, Vec::new()));
+    };
+    // The value checks run even when keys were refused above, on the file
+    // without those keys, so one run lists everything. What they say about a
+    // refused key (or below it: "missing" after a mistyped value was
+    // removed) would only repeat that problem, so it is left out.
+    let refused: Vec<String> = problems.iter().map(|p| p.key.clone()).collect();
+    let fresh = |found: Vec<Problem>| -> Vec<Problem> {
+        found
+            .into_iter()
+            .filter(|p| !refused.iter().any(|r| covers(r, &p.key)))
+            .collect()
+    };
+    match validate::validate(file, path) {
+        Ok(config) if problems.is_empty() => Ok(config),
+        Ok(config) => Err(fail(problems, fresh(config.warnings))),
+        Err(found) => {
+            problems.extend(fresh(found.errors));
+            Err(fail(problems, fresh(found.warnings)))
+        }
+    }
+}
+
+/// Whether `key` is `parent` or a key below it (`clients[0]` covers
+/// `clients[0].secret`; an empty `parent` is the whole file).
+fn covers(parent: &str, key: &str) -> bool {
+    parent.is_empty()
+        || key
+            .strip_prefix(parent)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
 }
 
 /// Deserializes the tree; on an error, records it, removes the offending key
-/// and tries again, so every unknown or mistyped key is reported, not the first.
-fn deserialize_collecting(mut tree: Value) -> Result<file::ConfigFile, Vec<Problem>> {
+/// and tries again, so every unknown or mistyped key is reported, not the
+/// first. Returns the file without the refused keys (for the value checks),
+/// unless a key could not be removed, and the problems.
+///
+/// Why this and not a permissive parse (`serde_ignored`, or a second set of
+/// structs without `deny_unknown_fields`): `[primary]` and `[sms]` are
+/// internally tagged enums, which serde buffers before their fields are seen,
+/// so such tracking misses keys there, and a second set of structs would
+/// drift from the first. Retrying serde's own strict parse finds exactly
+/// what the daemon refuses.
+fn deserialize_collecting(mut tree: Value) -> (Option<file::ConfigFile>, Vec<Problem>) {
     let mut problems = Vec::new();
+    let mut parsed = None;
     for _ in 0..64 {
         match serde_path_to_error::deserialize::<_, file::ConfigFile>(tree.clone()) {
-            Ok(file) if problems.is_empty() => return Ok(file),
-            Ok(_) => break,
+            Ok(file) => {
+                parsed = Some(file);
+                break;
+            }
             Err(error) => {
                 let mut segments = path_segments(error.path());
                 let message = error.inner().to_string();
@@ -139,29 +214,7 @@ fn deserialize_collecting(mut tree: Value) -> Result<file::ConfigFile, Vec<Probl
     }
     problems.sort_by(|a, b| a.key.cmp(&b.key));
     problems.dedup();
-    Err(problems)
-}
-
-fn path_segments(path: &serde_path_to_error::Path) -> Vec<String> {
-    use serde_path_to_error::Segment;
-    path.iter()
-        .filter_map(|segment| match segment {
-            Segment::Seq { index } => Some(format!("[{index}]")),
-            Segment::Map { key } => Some(key.clone()),
-            Segment::Enum { .. } | Segment::Unknown => None,
-        })
-        .collect()
-}
-
-fn join_key(segments: &[String]) -> String {
-    let mut key = String::new();
-    for segment in segments {
-        if !key.is_empty() && !segment.starts_with('[') {
-            key.push('.');
-        }
-        key.push_str(segment);
-    }
-    key
+    (parsed, problems)
 }
 
 /// The field name in serde's "unknown field `x`, expected ..." message.
@@ -190,103 +243,6 @@ fn clean_message(message: &str) -> String {
 
 fn strip_origin(message: &str, path: &Path) -> String {
     message.replace(&format!(" in {}", path.display()), "")
-}
-
-/// The value at `segments`, if there is one.
-fn value_at<'a>(tree: &'a Value, segments: &[String]) -> Option<&'a Value> {
-    let mut node = tree;
-    for segment in segments {
-        node = match (&node.kind, segment.strip_prefix('[')) {
-            (ValueKind::Array(items), Some(index)) => {
-                items.get(index.trim_end_matches(']').parse::<usize>().ok()?)?
-            }
-            (ValueKind::Table(table), None) => table.get(segment)?,
-            _ => return None,
-        };
-    }
-    Some(node)
-}
-
-fn has_path(tree: &Value, segments: &[String]) -> bool {
-    value_at(tree, segments).is_some()
-}
-
-/// The full path of the first key named `name` below `parent` (depth first).
-fn find_key(tree: &Value, parent: &[String], name: &str) -> Option<Vec<String>> {
-    fn walk(node: &Value, path: &mut Vec<String>, name: &str) -> Option<Vec<String>> {
-        match &node.kind {
-            ValueKind::Table(table) => {
-                let mut keys: Vec<&String> = table.keys().collect();
-                keys.sort();
-                for key in keys {
-                    path.push(key.clone());
-                    if key == name {
-                        return Some(path.clone());
-                    }
-                    if let Some(found) = walk(&table[key], path, name) {
-                        return Some(found);
-                    }
-                    path.pop();
-                }
-                None
-            }
-            ValueKind::Array(items) => {
-                for (index, item) in items.iter().enumerate() {
-                    path.push(format!("[{index}]"));
-                    if let Some(found) = walk(item, path, name) {
-                        return Some(found);
-                    }
-                    path.pop();
-                }
-                None
-            }
-            _ => None,
-        }
-    }
-    let mut path = parent.to_vec();
-    walk(value_at(tree, parent)?, &mut path, name)
-}
-
-/// Removes the value at `segments`; false if there was nothing to remove.
-fn remove_path(tree: &mut Value, segments: &[String]) -> bool {
-    let Some((last, parents)) = segments.split_last() else {
-        return false;
-    };
-    let mut node = tree;
-    for segment in parents {
-        node = match (&mut node.kind, segment.strip_prefix('[')) {
-            (ValueKind::Array(items), Some(index)) => {
-                match index
-                    .trim_end_matches(']')
-                    .parse::<usize>()
-                    .ok()
-                    .and_then(|i| items.get_mut(i))
-                {
-                    Some(item) => item,
-                    None => return false,
-                }
-            }
-            (ValueKind::Table(table), None) => match table.get_mut(segment) {
-                Some(child) => child,
-                None => return false,
-            },
-            _ => return false,
-        };
-    }
-    match (&mut node.kind, last.strip_prefix('[')) {
-        (ValueKind::Table(table), None) => table.remove(last).is_some(),
-        (ValueKind::Array(items), Some(index)) => {
-            match index.trim_end_matches(']').parse::<usize>() {
-                Ok(i) if i < items.len() => {
-                    // Keep indices stable for later messages: blank the entry instead.
-                    items[i] = Value::new(None, ValueKind::Table(Default::default()));
-                    true
-                }
-                _ => false,
-            }
-        }
-        _ => false,
-    }
 }
 
 /// Where systemd puts a unit's credentials when `$CREDENTIALS_DIRECTORY` is
@@ -346,6 +302,19 @@ pub(crate) fn read_secret_file(path: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_key_covers_the_keys_below_it_only() {
+        assert!(covers("clients[0].secret", "clients[0].secret"));
+        assert!(covers("clients[0]", "clients[0].secret"));
+        assert!(covers("primary", "primary.servers[1].secret"));
+        assert!(covers("clients", "clients[3]"));
+        assert!(covers("", "radius.listen"));
+        // A misspelt `secrett` says nothing about the missing `secret`.
+        assert!(!covers("clients[0].secrett", "clients[0].secret"));
+        assert!(!covers("clients[0].secret", "clients[0].secret_file"));
+        assert!(!covers("clients[1]", "clients[10].name"));
+    }
 
     #[test]
     fn credential_paths_expand_to_the_credentials_directory() {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ipnet::IpNet;
+pub use super::clients::parse_network;
 
 use super::Problem;
 use super::file::{ConfigFile, LogFormat, Unenrolled};
@@ -17,10 +17,8 @@ use crate::factor::phone::PhoneConfig;
 use crate::factor::sms::SmsConfig;
 use crate::factor::totp::TotpConfig;
 use crate::portal::PortalConfig;
-use crate::radius::clients::{Client, Clients, RadsecClient};
+use crate::radius::clients::Clients;
 use crate::radius::radsec::RadsecConfig;
-use crate::radius::radsec::identity::CertName;
-use crate::secret::Secret;
 use crate::store::StoreConfig;
 use crate::username::UsernameConfig;
 
@@ -29,6 +27,8 @@ use crate::username::UsernameConfig;
 pub struct Config {
     /// The file it came from.
     pub source: PathBuf,
+    /// Weak settings that still work; see [`Config::warning_lines`].
+    pub warnings: Vec<Problem>,
     /// RADIUS listener address.
     pub listen: SocketAddr,
     /// Requests processed at once.
@@ -92,20 +92,35 @@ pub struct Policy {
     pub challenge_ttl: Duration,
 }
 
-struct Problems(Vec<Problem>);
+/// What validation found.
+#[derive(Debug, Default)]
+pub struct Problems {
+    /// The file cannot be used.
+    pub errors: Vec<Problem>,
+    /// Weak but workable (RFC 2865 §3's SHOULDs): logged at WARN at start.
+    pub warnings: Vec<Problem>,
+}
 
 impl Problems {
-    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Problem {
+    pub(super) fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(Problem {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    pub(super) fn warn(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(Problem {
             key: key.into(),
             message: message.into(),
         });
     }
 }
 
-/// Validates a deserialized file.
-pub fn validate(mut file: ConfigFile, source: &Path) -> Result<Config, Vec<Problem>> {
-    let mut problems = Problems(Vec::new());
+/// Validates a deserialized file: the configuration (with its warnings), or
+/// every error and warning.
+pub fn validate(mut file: ConfigFile, source: &Path) -> Result<Config, Problems> {
+    let mut problems = Problems::default();
     // One public address for the whole listener unless out-of-band answers
     // need another (e.g. Twilio reaching a public proxy, users an internal name).
     if file.out_of_band.public_url.is_none() {
@@ -155,7 +170,7 @@ pub fn validate(mut file: ConfigFile, source: &Path) -> Result<Config, Vec<Probl
         );
     }
 
-    let clients = validate_clients(&file, &mut problems);
+    let clients = super::clients::validate_clients(&file, &mut problems);
     if let Some(radsec) = &file.radsec {
         for (key, message) in radsec.problems() {
             problems.add(format!("radsec.{key}"), message);
@@ -288,11 +303,12 @@ pub fn validate(mut file: ConfigFile, source: &Path) -> Result<Config, Vec<Probl
         },
     };
 
-    if !problems.0.is_empty() {
-        return Err(problems.0);
+    if !problems.errors.is_empty() {
+        return Err(problems);
     }
     Ok(Config {
         source: source.to_path_buf(),
+        warnings: problems.warnings,
         listen,
         max_in_flight: file.radius.max_in_flight,
         duplicate_ttl: Duration::from_secs(file.radius.duplicate_cache_secs),
@@ -330,144 +346,4 @@ pub fn validate(mut file: ConfigFile, source: &Path) -> Result<Config, Vec<Probl
         portal: file.portal,
         radsec: file.radsec,
     })
-}
-
-fn validate_clients(file: &ConfigFile, problems: &mut Problems) -> Clients {
-    if file.clients.is_empty() {
-        problems.add(
-            "clients",
-            "no [[clients]] configured: add one with name, address and secret",
-        );
-    }
-    let mut clients = Vec::new();
-    let mut radsec_clients = Vec::new();
-    let mut names = std::collections::HashSet::new();
-    for (i, section) in file.clients.iter().enumerate() {
-        let key = |field: &str| format!("clients[{i}].{field}");
-        if section.name.trim().is_empty() {
-            problems.add(key("name"), "missing: every client needs a name for logs");
-        } else if !names.insert(section.name.clone()) {
-            problems.add(
-                key("name"),
-                format!("{:?} is used by another client", section.name),
-            );
-        }
-        // RFC 6614 §2.3: over RadSec the certificate (and/or the address)
-        // says who the NAS is, and the shared secret is always "radsec".
-        let radsec = section.radsec.unwrap_or(section.radsec_cert_name.is_some());
-        if section.radsec == Some(false) && section.radsec_cert_name.is_some() {
-            problems.add(
-                key("radsec"),
-                "is false but radsec_cert_name is set: remove one of them",
-            );
-        }
-        let has_secret = section.secret.is_some() || section.secret_file.is_some();
-        let udp = !radsec || has_secret;
-        let address_given = !section.address.trim().is_empty();
-        let network = match parse_network(&section.address) {
-            Some(network) => Some(network),
-            // RadSec only, recognised by its certificate alone.
-            None if !address_given && !udp => None,
-            None if !address_given && radsec => {
-                problems.add(
-                    key("address"),
-                    "missing: with a secret this client also sends over UDP, from this address (leave out the secret for a RadSec-only client)",
-                );
-                None
-            }
-            None => {
-                problems.add(
-                    key("address"),
-                    format!(
-                        "{:?} is not an IP address or CIDR such as \"192.0.2.10\" or \"10.0.0.0/24\"",
-                        section.address
-                    ),
-                );
-                None
-            }
-        };
-        let cert_name = match &section.radsec_cert_name {
-            None => None,
-            Some(text) => match CertName::parse(text.trim()) {
-                Ok(name) => Some(name),
-                Err(message) => {
-                    problems.add(key("radsec_cert_name"), message);
-                    None
-                }
-            },
-        };
-        if radsec {
-            if file.radsec.is_none() {
-                problems.add(
-                    key(if section.radsec_cert_name.is_some() {
-                        "radsec_cert_name"
-                    } else {
-                        "radsec"
-                    }),
-                    "RadSec needs a [radsec] section with cert_file, key_file and ca_file",
-                );
-            }
-            if section.radsec_cert_name.is_none() && !address_given {
-                problems.add(
-                    key("radsec"),
-                    "needs radsec_cert_name or address to recognise the NAS: any certificate from the CA would do otherwise",
-                );
-            }
-            radsec_clients.push(RadsecClient {
-                client: std::sync::Arc::new(Client {
-                    name: section.name.as_str().into(),
-                    network: network
-                        .unwrap_or_else(|| IpNet::from(std::net::IpAddr::from([0, 0, 0, 0]))),
-                    secret: Secret::new(crate::radius::radsec::RADSEC_SECRET.to_vec()),
-                    require_message_authenticator: section.require_message_authenticator,
-                    allow_app_passwords: section.allow_app_passwords,
-                }),
-                cert_name,
-                address: network,
-            });
-        }
-        if !udp {
-            continue;
-        }
-        let secret = match (&section.secret, &section.secret_file) {
-            (Some(_), Some(_)) => {
-                problems.add(key("secret"), "set either secret or secret_file, not both");
-                None
-            }
-            (None, None) => {
-                problems.add(key("secret"), "missing: set secret or secret_file");
-                None
-            }
-            (Some(secret), None) => Some(secret.clone()),
-            (None, Some(path)) => match super::read_secret_file(path) {
-                Ok(secret) => Some(secret),
-                Err(message) => {
-                    problems.add(key("secret_file"), message);
-                    None
-                }
-            },
-        };
-        if let Some(secret) = &secret
-            && secret.is_empty()
-        {
-            problems.add(key("secret"), "is empty");
-        }
-        if let (Some(network), Some(secret)) = (network, secret) {
-            clients.push(Client {
-                name: section.name.as_str().into(),
-                network,
-                secret: Secret::new(secret.into_bytes()),
-                require_message_authenticator: section.require_message_authenticator,
-                allow_app_passwords: section.allow_app_passwords,
-            });
-        }
-    }
-    Clients::new(clients).with_radsec(radsec_clients)
-}
-
-/// An address or a network in CIDR form (`10.0.0.0/8`, `192.0.2.1`).
-pub fn parse_network(text: &str) -> Option<IpNet> {
-    text.parse::<IpNet>()
-        .ok()
-        .or_else(|| text.parse::<std::net::IpAddr>().ok().map(IpNet::from))
 }

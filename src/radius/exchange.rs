@@ -4,7 +4,8 @@
 //! transports only find the client (source address for UDP, certificate for
 //! RadSec), apply their own limits, and move bytes.
 //!
-//! In order: decode → code check → Message-Authenticator (BLAST-RADIUS) →
+//! In order: decode → code check → attributes repeated that may appear once →
+//! Message-Authenticator (BLAST-RADIUS, and required with EAP-Message) →
 //! Status-Server answer → duplicate cache → the [`Handler`] → a signed reply
 //! that echoes Proxy-State. Anything that fails a check is dropped silently as
 //! RFC 2865 §3 and RFC 3579 §3.2 require, logged at debug with its reason and
@@ -22,7 +23,7 @@ use super::crypto::{MessageAuthenticatorCheck, check_request_message_authenticat
 use super::dedup::{DuplicateCache, RequestKey, Seen};
 use super::packet::{Code, Packet};
 use super::reply::{Decision, encode_reply, encode_status_reply};
-use super::request::AccessRequest;
+use super::request::{AccessRequest, repeated_single_attribute};
 
 /// Answers authenticated Access-Requests. Implemented by the pipeline, and by
 /// small stubs in tests. Infallible: every error is already a [`Decision`].
@@ -87,9 +88,23 @@ pub fn admit(bytes: &[u8], client: &Client, peer: SocketAddr, dedup: &DuplicateC
     if !matches!(packet.code, Code::AccessRequest | Code::StatusServer) {
         return dropped("unsupported_code", peer);
     }
+    // Two User-Names (or States, ...) would let rampart check one while an
+    // upstream server reads the other: discarded as invalid (RFC 2865 §3, §5.44).
+    if packet.code == Code::AccessRequest
+        && let Some(typ) = repeated_single_attribute(&packet)
+    {
+        debug!(%peer, attribute = typ, "attribute repeated in an Access-Request");
+        return dropped("duplicate_attribute", peer);
+    }
     match check_request_message_authenticator(bytes, client.secret.expose()) {
         MessageAuthenticatorCheck::Valid => {}
         MessageAuthenticatorCheck::Invalid => return dropped("bad_message_authenticator", peer),
+        // RFC 3579 §3.2: an Access-Request with EAP-Message and no
+        // Message-Authenticator MUST be silently discarded, whatever the
+        // client's own setting.
+        MessageAuthenticatorCheck::Absent if packet.attribute(attr::EAP_MESSAGE).is_some() => {
+            return dropped("eap_without_message_authenticator", peer);
+        }
         // BLAST-RADIUS: a client that requires it gets nothing without it.
         // RFC 5997 §3: Status-Server always carries Message-Authenticator.
         MessageAuthenticatorCheck::Absent
@@ -298,6 +313,51 @@ mod tests {
         assert!(matches!(
             admit(&tampered, &client(false), peer, &dedup),
             Admission::Dropped("bad_message_authenticator")
+        ));
+    }
+
+    #[test]
+    fn a_repeated_single_attribute_drops_the_request() {
+        let dedup = DuplicateCache::new(Duration::from_secs(30));
+        let peer = PEER.parse().unwrap();
+        let second_name = vec![Attribute::new(attr::USER_NAME, "mallory")];
+        for (id, require) in [(1, true), (2, false)] {
+            let bytes = request(id, true, second_name.clone());
+            assert!(matches!(
+                admit(&bytes, &client(require), peer, &dedup),
+                Admission::Dropped("duplicate_attribute")
+            ));
+        }
+        // Attributes a request may repeat are fine (RFC 2865 §5.44 "0+").
+        let repeated_proxy_state = vec![
+            Attribute::new(attr::PROXY_STATE, "a"),
+            Attribute::new(attr::PROXY_STATE, "b"),
+        ];
+        let bytes = request(3, true, repeated_proxy_state);
+        assert!(matches!(
+            admit(&bytes, &client(true), peer, &dedup),
+            Admission::New(_)
+        ));
+    }
+
+    #[test]
+    fn eap_without_message_authenticator_is_dropped_even_for_a_lax_client() {
+        let dedup = DuplicateCache::new(Duration::from_secs(30));
+        let peer = PEER.parse().unwrap();
+        // EAP-Response/Identity (RFC 3748 §5.1).
+        let eap = vec![Attribute::new(
+            attr::EAP_MESSAGE,
+            &b"\x02\x01\x00\x06\x01a"[..],
+        )];
+        let unsigned = request(4, false, eap.clone());
+        assert!(matches!(
+            admit(&unsigned, &client(false), peer, &dedup),
+            Admission::Dropped("eap_without_message_authenticator")
+        ));
+        let signed = request(5, true, eap);
+        assert!(matches!(
+            admit(&signed, &client(false), peer, &dedup),
+            Admission::New(_)
         ));
     }
 

@@ -103,3 +103,47 @@ impl AccessRequest {
         })
     }
 }
+
+/// The first attribute type `packet` carries more than once although an
+/// Access-Request may carry it at most once
+/// ([`attr::AT_MOST_ONCE_IN_ACCESS_REQUEST`]); `None` when there is none.
+pub fn repeated_single_attribute(packet: &Packet) -> Option<u8> {
+    let mut seen = [false; 256];
+    packet
+        .attributes
+        .iter()
+        .map(|a| a.typ)
+        .filter(|typ| attr::AT_MOST_ONCE_IN_ACCESS_REQUEST.contains(typ))
+        .find(|&typ| std::mem::replace(&mut seen[usize::from(typ)], true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::radius::packet::Code;
+
+    fn packet(types: &[u8]) -> Packet {
+        Packet {
+            code: Code::AccessRequest,
+            identifier: 1,
+            authenticator: [0; 16],
+            attributes: types.iter().map(|&t| Attribute::new(t, "x")).collect(),
+        }
+    }
+
+    #[test]
+    fn a_repeated_single_attribute_is_found() {
+        use attr::*;
+        let ok = packet(&[USER_NAME, USER_PASSWORD, PROXY_STATE, PROXY_STATE]);
+        assert_eq!(repeated_single_attribute(&ok), None);
+        // Multi-valued in requests (RFC 2865 §5.44 "0+", RFC 3579 §3.1).
+        let multi = packet(&[VENDOR_SPECIFIC, VENDOR_SPECIFIC, EAP_MESSAGE, EAP_MESSAGE]);
+        assert_eq!(repeated_single_attribute(&multi), None);
+        for &typ in AT_MOST_ONCE_IN_ACCESS_REQUEST {
+            let twice = packet(&[typ, CLASS, typ]);
+            assert_eq!(repeated_single_attribute(&twice), Some(typ), "{typ}");
+        }
+        let names = packet(&[USER_NAME, STATE, USER_NAME, STATE]);
+        assert_eq!(repeated_single_attribute(&names), Some(USER_NAME));
+    }
+}

@@ -38,6 +38,14 @@ fn the_shipped_default_configuration_is_valid() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).ends_with("rampart.toml: OK\n"));
+    // `testing123` on loopback, for the quickstart: allowed, with a warning.
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "rampart.toml: clients[0].secret: warning: the secret is a well-known sample secret"
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -73,45 +81,12 @@ x = 1
         &[],
     );
     assert_eq!(status, 2, "{err}");
-    let expected = [
+    // Unknown keys and value checks in the same run.
+    for line in [
         "FILE: bogus: unknown key `bogus`",
         "FILE: clients[0].secrett: unknown key `secrett`",
         "FILE: radius.lisen: unknown key `lisen`",
         "FILE: policy.unenrolled: unknown value `maybe`",
-    ];
-    for line in expected {
-        assert!(
-            err.lines().any(|l| l.starts_with(line)),
-            "missing {line:?} in:\n{err}"
-        );
-    }
-    // Unknown keys are reported all at once; after fixing them the value checks run:
-    let (status, _, err) = check(
-        r#"
-[radius]
-listen = "127.0.0.1"
-
-[[clients]]
-name = "vpn"
-address = "10.0.0.300"
-
-[[clients]]
-name = "vpn"
-address = "10.0.0.0/24"
-secret = "s1"
-secret_file = "/nonexistent"
-
-[policy]
-code_separator = "1"
-max_failures = 0
-
-[totp]
-skew = 3
-"#,
-        &[],
-    );
-    assert_eq!(status, 2);
-    for line in [
         "FILE: radius.listen: \"127.0.0.1\" is not an address:port",
         "FILE: clients[0].address: \"10.0.0.300\" is not an IP address or CIDR",
         "FILE: clients[0].secret: missing: set secret or secret_file",
@@ -128,6 +103,98 @@ skew = 3
     }
 }
 
+/// RFC 2865 §3 and the review's findings: one run names the unknown key, the
+/// short and sample secrets, the duplicate and the any-address client, each
+/// with file and key; the SHOULD-level weaknesses are warnings only.
+#[test]
+fn weak_clients_are_refused_or_warned_about_in_one_run() {
+    let (status, _, err) = check(
+        r#"
+[[clients]]
+name = "vpn"
+address = "10.0.0.1"
+secret = "x"
+secert = "typo"
+
+[[clients]]
+name = "vpn-again"
+address = "10.0.0.1/32"
+secret = "a-long-enough-s3cret-2"
+
+[[clients]]
+name = "lab"
+address = "192.0.2.0/24"
+secret = "testing123"
+
+[[clients]]
+name = "everyone"
+address = "::/0"
+secret = "a-long-enough-s3cret-4"
+
+[[clients]]
+name = "legacy"
+address = "198.51.100.7"
+secret = "Cisc0-legacy"
+
+[[clients]]
+name = "local"
+address = "127.0.0.1"
+secret = "testing123"
+"#,
+        &[],
+    );
+    assert_eq!(status, 2, "{err}");
+    for line in [
+        "FILE: clients[0].secert: unknown key `secert`",
+        "FILE: clients[0].secret: the secret is 1 octet: below 6 octets",
+        "FILE: clients[1].address: 10.0.0.1/32 is also the address of client \"vpn\" (clients[0])",
+        "FILE: clients[2].secret: the secret is a well-known sample secret",
+        "FILE: clients[3].address: ::/0 lets every address on the Internet use this client's secret",
+        "FILE: clients[4].secret: warning: the secret is 12 octets: RFC 2865 §3 prefers at least 16",
+        "FILE: clients[5].secret: warning: the secret is a well-known sample secret: acceptable for a test on loopback only",
+    ] {
+        assert!(
+            err.lines().any(|l| l.starts_with(line)),
+            "missing {line:?} in:\n{err}"
+        );
+    }
+    assert!(!err.contains("Cisc0-legacy"), "secret echoed: {err}");
+
+    // Warnings alone: usable (exit 0), printed; any-address needs the opt-in.
+    let (status, out, err) = check(
+        "[[clients]]\nname = \"all\"\naddress = \"0.0.0.0/0\"\nallow_any_address = true\nsecret = \"Cisc0-legacy\"\n",
+        &[],
+    );
+    assert_eq!(status, 0, "{err}");
+    assert!(out.ends_with(": OK\n"), "{out}");
+    assert_eq!(
+        err.trim_end(),
+        "FILE: clients[0].secret: warning: the secret is 12 octets: RFC 2865 §3 prefers at least 16; use a random one of 16 or more characters (e.g. `openssl rand -base64 24`) when the NAS allows"
+    );
+}
+
+#[test]
+fn serve_logs_the_warnings_at_start() {
+    let rampart = Rampart::start_with(Options {
+        extra:
+            "[[clients]]\nname = \"legacy\"\naddress = \"192.0.2.7\"\nsecret = \"Cisc0-legacy\"\n"
+                .into(),
+        ..Options::default()
+    });
+    let line = "clients[1].secret: warning: the secret is 12 octets";
+    assert!(
+        rampart.wait_for_log(line, std::time::Duration::from_secs(5)),
+        "{}",
+        rampart.logs()
+    );
+    let logs = rampart.logs();
+    assert!(
+        logs.lines().any(|l| l.contains(line) && l.contains("WARN")),
+        "{logs}"
+    );
+    assert!(!logs.contains("Cisc0-legacy"), "secret logged");
+}
+
 #[test]
 fn type_errors_name_the_key_but_never_echo_a_secret() {
     let (status, _, err) = check(
@@ -140,12 +207,16 @@ fn type_errors_name_the_key_but_never_echo_a_secret() {
         "{err}"
     );
     assert!(!err.contains("987654321"), "secret echoed: {err}");
+    // The value checks run without the refused value; their "missing" would
+    // only repeat the type error.
+    assert_eq!(err.matches("clients[0].secret").count(), 1, "{err}");
     assert!(err.contains("FILE: policy.max_failures:"), "{err}");
 }
 
 #[test]
 fn environment_variables_override_the_file() {
-    let base = "[[clients]]\nname = \"vpn\"\naddress = \"10.0.0.1\"\nsecret = \"s\"\n";
+    let base =
+        "[[clients]]\nname = \"vpn\"\naddress = \"10.0.0.1\"\nsecret = \"vpn-Sh4red-s3cret-1\"\n";
     assert_eq!(check(base, &[]).0, 0);
     let (status, _, err) = check(base, &[("RAMPART__RADIUS__LISTEN", "not-an-address")]);
     assert_eq!(status, 2);
@@ -160,12 +231,26 @@ fn environment_variables_override_the_file() {
 fn secrets_can_come_from_files() {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("radius-secret");
-    std::fs::write(&secret, "from-a-file\n").unwrap();
+    std::fs::write(&secret, "from-a-file-Sh4red-s3cret\n").unwrap();
     let text = format!(
         "[[clients]]\nname = \"vpn\"\naddress = \"10.0.0.1\"\nsecret_file = \"{}\"\n",
         secret.display()
     );
-    assert_eq!(check(&text, &[]).0, 0);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (status, _, err) = check(&text, &[]);
+    assert_eq!((status, err.as_str()), (0, ""));
+    // Readable by others: still usable, with a warning naming file and mode.
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (status, _, err) = check(&text, &[]);
+    assert_eq!(status, 0, "{err}");
+    assert!(
+        err.contains(&format!(
+            "FILE: clients[0].secret_file: warning: {} has mode 0644",
+            secret.display()
+        )),
+        "{err}"
+    );
     let (status, _, err) = check(
         "[[clients]]\nname = \"vpn\"\naddress = \"10.0.0.1\"\nsecret_file = \"/nonexistent/s\"\n",
         &[],
@@ -228,7 +313,7 @@ fn every_documented_ldap_key_exists_and_ldap_values_are_checked() {
         .collect();
     assert!(keys.len() >= 20, "{keys:?}");
     let text = format!(
-        "[[clients]]\nname = \"vpn\"\naddress = \"10.0.0.1\"\nsecret = \"s\"\n\n[primary]\nbackend = \"ldap\"\n{}\n",
+        "[[clients]]\nname = \"vpn\"\naddress = \"10.0.0.1\"\nsecret = \"vpn-Sh4red-s3cret-1\"\n\n[primary]\nbackend = \"ldap\"\n{}\n",
         keys.join("\n")
     );
     let (status, _, err) = check(&text, &[]);
@@ -240,7 +325,7 @@ fn every_documented_ldap_key_exists_and_ldap_values_are_checked() {
     );
 
     let (status, _, err) = check(
-        "[[clients]]\nname = \"vpn\"\naddress = \"10.0.0.1\"\nsecret = \"s\"\n\n[primary]\nbackend = \"ldap\"\nurls = [\"ldaps://dc1\"]\nbind_dn = \"cn=svc\"\nbind_pasword = \"typo-s3cret\"\n",
+        "[[clients]]\nname = \"vpn\"\naddress = \"10.0.0.1\"\nsecret = \"vpn-Sh4red-s3cret-1\"\n\n[primary]\nbackend = \"ldap\"\nurls = [\"ldaps://dc1\"]\nbind_dn = \"cn=svc\"\nbind_pasword = \"typo-s3cret\"\n",
         &[],
     );
     assert_eq!(status, 2);
@@ -250,7 +335,7 @@ fn every_documented_ldap_key_exists_and_ldap_values_are_checked() {
     );
     assert!(!err.contains("typo-s3cret"), "{err}");
     let (status, _, err) = check(
-        "[[clients]]\nname = \"vpn\"\naddress = \"10.0.0.1\"\nsecret = \"s\"\n\n[primary]\nbackend = \"ldap\"\nurls = [\"ldaps://dc1\"]\nbind_dn = \"cn=svc\"\nuser_filter = \"(uid=x)\"\n",
+        "[[clients]]\nname = \"vpn\"\naddress = \"10.0.0.1\"\nsecret = \"vpn-Sh4red-s3cret-1\"\n\n[primary]\nbackend = \"ldap\"\nurls = [\"ldaps://dc1\"]\nbind_dn = \"cn=svc\"\nuser_filter = \"(uid=x)\"\n",
         &[],
     );
     assert_eq!(status, 2);
@@ -274,7 +359,7 @@ fn unknown_keys_inside_backend_tables_are_named_where_they_are() {
 [[clients]]
 name = "vpn"
 address = "10.0.0.1"
-secret = "s"
+secret = "vpn-Sh4red-s3cret-1"
 
 [primary]
 backend = "radius"

@@ -135,6 +135,68 @@ fn unknown_clients_are_dropped() {
     );
 }
 
+/// RFC 2865 §5.44: a second User-Name could be the one an upstream server
+/// reads; RFC 3579 §3.2: EAP-Message needs Message-Authenticator, even from a
+/// NAS allowed to omit it. Both are discarded before the pipeline.
+#[test]
+fn repeated_user_names_and_unsigned_eap_get_no_answer() {
+    let rampart = Rampart::start_with(Options {
+        lax_message_authenticator: true,
+        ..Options::default()
+    });
+    let seed = rampart.user_with_totp("alice", "pw-alice");
+    let series = |reason: &str| format!("rampart_radius_dropped_total{{reason=\"{reason}\"}}");
+    let metrics = rampart.metrics();
+    for reason in ["duplicate_attribute", "eap_without_message_authenticator"] {
+        assert!(
+            metrics.contains(&format!("{} 0", series(reason))),
+            "{reason} registered at zero:\n{metrics}"
+        );
+    }
+    let socket = socket();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    let password = format!("pw-alice,{}", code(&seed));
+    let mallory = [Attribute::new(attr::USER_NAME, "mallory")];
+    let (twice, _) = access_request(9, "alice", &password, &mallory);
+    socket.send_to(&twice, rampart.radius).unwrap();
+    assert!(receive(&socket).is_none(), "no answer to two User-Names");
+    assert_eq!(rampart.metric(&series("duplicate_attribute")), 1.0);
+
+    let authenticator: [u8; 16] = rand::random();
+    let eap = [
+        Attribute::new(attr::USER_NAME, "alice"),
+        Attribute::new(attr::EAP_MESSAGE, &b"\x02\x01\x00\x0a\x01alice"[..]),
+    ];
+    let unsigned = sign_request(
+        Code::AccessRequest,
+        10,
+        &authenticator,
+        &eap,
+        SECRET.as_bytes(),
+        false,
+    )
+    .unwrap();
+    socket.send_to(&unsigned, rampart.radius).unwrap();
+    assert!(receive(&socket).is_none(), "no answer to unsigned EAP");
+    assert_eq!(
+        rampart.metric(&series("eap_without_message_authenticator")),
+        1.0
+    );
+    assert_eq!(rampart.decisions(), 0, "neither reached the pipeline");
+
+    // The same login with one User-Name is answered.
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let (once, authenticator) = access_request(11, "alice", &password, &[]);
+    socket.send_to(&once, rampart.radius).unwrap();
+    let reply = receive(&socket).expect("a reply");
+    let reply = verify_response(&reply, &authenticator, SECRET.as_bytes(), true).unwrap();
+    assert_eq!(reply.code, Code::AccessAccept);
+}
+
 #[test]
 fn a_retransmission_is_processed_once_and_answered_from_cache() {
     let rampart = Rampart::start();

@@ -43,7 +43,7 @@ radsec_cert_name = "nas2.example.com"
 [[clients]]
 name = "both-without-address"
 radsec_cert_name = "nas3.example.com"
-secret = "s"
+secret = "vpn-Sh4red-s3cret-1"
 "#,
     );
     assert_eq!(status, 2, "{err}");
@@ -62,7 +62,7 @@ secret = "s"
 [[clients]]
 name = "vpn"
 address = "10.0.0.1"
-secret = "s"
+secret = "vpn-Sh4red-s3cret-1"
 
 [radsec]
 listen = "0.0.0.0"
