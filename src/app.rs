@@ -5,6 +5,7 @@
 
 mod families;
 mod live_primary;
+mod logging;
 mod notify;
 mod reload;
 
@@ -21,7 +22,7 @@ use tracing::{info, warn};
 
 use crate::audit::AuditLog;
 use crate::auth::{LdapAuth, LocalAuth, NoPrimary, PrimaryAuth, PrimaryConfig, UpstreamAuth};
-use crate::config::{Config, LogFormat};
+use crate::config::Config;
 use crate::factor::oob::limit::SendLimit;
 use crate::factor::oob::pending::PendingTable;
 use crate::factor::oob::{OobHandle, OutOfBand};
@@ -36,21 +37,7 @@ use crate::store::config::{Backend, redacted_url};
 use crate::store::health::{StoreHealth, monitor as store_monitor};
 use crate::store::{PostgresStore, SqliteStore, Store};
 
-/// Installs the tracing subscriber: `RUST_LOG` wins over `[log] level`; logs go to stderr.
-pub fn init_logging(level: &str, format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let result = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Human => builder.try_init(),
-    };
-    // Already installed (tests): keep the first.
-    let _ = result;
-}
+pub use logging::init_logging;
 
 /// Opens the store and the sealing key named by the configuration: the
 /// SQLite file, or the PostgreSQL database shared by several nodes.

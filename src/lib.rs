@@ -30,4 +30,5 @@ pub mod seal;
 pub mod secret;
 pub mod session;
 pub mod store;
+pub mod text;
 pub mod username;

@@ -10,6 +10,7 @@ use crate::admin;
 use crate::config::Config;
 use crate::factor::app_password;
 use crate::store::StoreError;
+use crate::text::Escaped;
 
 /// `rampart user show NAME`: the user's state as JSON (the API's format).
 pub async fn user_show(config: &Config, name: &str) -> anyhow::Result<()> {
@@ -74,7 +75,7 @@ pub async fn user_unenrolled(config: &Config) -> anyhow::Result<()> {
     let group = config.admin.enrollment_group.as_deref();
     let (source, users) = admin::unenrolled(store.as_ref(), primary.as_ref(), group).await?;
     for user in &users {
-        println!("{user}");
+        println!("{}", Escaped(user));
     }
     eprintln!(
         "{} user(s) without a second factor (from the {source}{})",
@@ -234,8 +235,10 @@ pub async fn invite_unenrolled(config: &Config, rollout: Rollout) -> anyhow::Res
     };
     let (mut invited, mut mailed, mut skipped, mut failed) = (0, 0, 0, 0);
     for user in &users {
+        // Names and addresses come from the directory: shown escaped.
+        let shown = Escaped(user);
         if pending.contains(user) {
-            eprintln!("{user}: skipped, an earlier invitation is still valid (--reinvite)");
+            eprintln!("{shown}: skipped, an earlier invitation is still valid (--reinvite)");
             skipped += 1;
             continue;
         }
@@ -244,12 +247,12 @@ pub async fn invite_unenrolled(config: &Config, rollout: Rollout) -> anyhow::Res
             Some(_) => match admin::directory_email(primary.as_ref(), user).await {
                 Ok(address) => Some(address),
                 Err(admin::OpError::BadRequest(_)) => {
-                    eprintln!("{user}: skipped, no e-mail address in the directory");
+                    eprintln!("{shown}: skipped, no e-mail address in the directory");
                     skipped += 1;
                     continue;
                 }
                 Err(error) => {
-                    eprintln!("{user}: skipped, {error}");
+                    eprintln!("{shown}: skipped, {error}");
                     failed += 1;
                     continue;
                 }
@@ -257,8 +260,8 @@ pub async fn invite_unenrolled(config: &Config, rollout: Rollout) -> anyhow::Res
         };
         if dry_run {
             match &to {
-                Some(address) => println!("{user}\t{address}"),
-                None => println!("{user}"),
+                Some(address) => println!("{shown}\t{}", Escaped(address)),
+                None => println!("{shown}"),
             }
             invited += 1;
             continue;
@@ -273,13 +276,13 @@ pub async fn invite_unenrolled(config: &Config, rollout: Rollout) -> anyhow::Res
                     Ok(()) => mailed += 1,
                     Err(error) => {
                         eprintln!(
-                            "{user}: the invitation was created but the e-mail failed: {error}"
+                            "{shown}: the invitation was created but the e-mail failed: {error}"
                         );
                         failed += 1;
                     }
                 }
             }
-            _ => println!("{user}\t{}", invitation.url.expose()),
+            _ => println!("{shown}\t{}", invitation.url.expose()),
         }
     }
     eprintln!(
@@ -312,12 +315,12 @@ pub async fn audit(
         println!(
             "{} {:<20} {:<10} {:<9} {:<28} {:<12} {} {}ms",
             super::format_time(Some(event.time)),
-            event.user,
-            event.client,
-            event.outcome,
-            event.reason,
-            event.factor,
-            event.station.as_deref().unwrap_or("-"),
+            Escaped(&event.user),
+            Escaped(&event.client),
+            Escaped(&event.outcome),
+            Escaped(&event.reason),
+            Escaped(&event.factor),
+            Escaped(event.station.as_deref().unwrap_or("-")),
             event.duration_ms
         );
     }

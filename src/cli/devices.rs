@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::factor::oob::e164;
 use crate::factor::phone::{PinMode, pin};
 use crate::store::{DeviceKind, StoreError};
+use crate::text::Escaped;
 
 /// Letters and digits for generated topic names: 22 of them are about 131 bits.
 const TOPIC_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -205,7 +206,12 @@ pub async fn enroll_list(config: &Config, name: &str) -> anyhow::Result<()> {
                 .unwrap_or_else(|| "(cannot open)".into()),
             DeviceKind::Push => "(topic hidden)".into(),
         };
-        println!("  {:<6} {:<12} {shown}", device.kind.as_str(), device.label);
+        println!(
+            "  {:<6} {:<12} {}",
+            device.kind.as_str(),
+            Escaped(&device.label),
+            Escaped(&shown)
+        );
     }
     Ok(())
 }

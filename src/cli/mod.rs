@@ -23,6 +23,7 @@ use crate::radius::client::{RadiusClient, RequestSpec};
 use crate::radius::{Code, Packet, attr};
 use crate::secret::Secret;
 use crate::store::StoreError;
+use crate::text::Escaped;
 use crate::username::normalize;
 
 pub(crate) fn now() -> i64 {
@@ -165,7 +166,7 @@ pub async fn user_list(config: &Config) -> anyhow::Result<()> {
         let locked = user.locked_until.filter(|t| *t > now);
         println!(
             "{:<24} {:<6} {:<5} {:<9} {:<18} {}",
-            user.name,
+            Escaped(&user.name),
             if user.local_password { "yes" } else { "no" },
             if user.totp { "yes" } else { "no" },
             user.recovery_codes_left,

@@ -7,6 +7,7 @@ mod bulk_import;
 mod common;
 mod config_errors;
 mod duo;
+mod faults;
 mod ldap;
 mod ldap_backend;
 mod load_smoke;

@@ -1,0 +1,1 @@
+//! The store under a running daemon: full, read-only, frozen, deleted.
