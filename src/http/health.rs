@@ -20,7 +20,8 @@ pub(super) fn routes() -> Router<HttpState> {
 async fn ready(State(state): State<HttpState>) -> (StatusCode, &'static str) {
     // First, and without touching the store: its files may be frozen, where
     // a read would be fatal (see `store::health`).
-    if let Some(cause) = state.health.cause() {
+    if !state.health.admit() {
+        let cause = state.health.cause().unwrap_or_default();
         debug!(%cause, "not ready: store cannot be written");
         return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n");
     }

@@ -268,7 +268,7 @@ impl Pipeline {
         if user.is_empty() {
             return Verdict::reject("missing_user_name", "none", None);
         }
-        if !self.health.is_writable() {
+        if !self.health.admit() {
             // Nothing this login needs written could be: the same reply as
             // any failure, for every login, until the store takes writes.
             return Verdict::reject("store_unavailable", "none", None);

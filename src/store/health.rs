@@ -10,7 +10,7 @@
 //! fault ends, with no restart.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Notify;
@@ -24,8 +24,9 @@ pub const STORE_ERRORS: &str = "rampart_store_errors_total";
 /// Gauge: 1 while the store takes writes, 0 while rampart fails closed.
 pub const STORE_WRITABLE: &str = "rampart_store_writable";
 
-/// How often a healthy store is probed.
-const PROBE_HEALTHY: Duration = Duration::from_secs(5);
+/// How often a healthy store is probed: paths other than logins (portal,
+/// admin API) rely on it to stop before they touch broken files.
+const PROBE_HEALTHY: Duration = Duration::from_secs(1);
 /// How often a failed store is probed, for a quick recovery.
 const PROBE_FAILED: Duration = Duration::from_secs(1);
 /// Failure counts of names untouched this long are forgotten (once their
@@ -34,14 +35,26 @@ pub const FAILURE_MEMORY: Duration = Duration::from_secs(24 * 3600);
 /// How often old lockout rows are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
+/// A check cheap enough for every login, that a store installs when it
+/// has one (SQLite: may its memory-mapped file be touched at all).
+pub type Guard = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
+
 /// Shared by the pipeline, the audit writer, the HTTP listener and the monitor.
-#[derive(Debug)]
 pub struct StoreHealth {
     writable: AtomicBool,
     /// Why the store was last found unwritable (for `/readyz`'s log line).
     cause: Mutex<Option<String>>,
     /// Asks the monitor to probe now.
     wake: Notify,
+    guard: OnceLock<Guard>,
+}
+
+impl std::fmt::Debug for StoreHealth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreHealth")
+            .field("writable", &self.is_writable())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for StoreHealth {
@@ -50,6 +63,7 @@ impl Default for StoreHealth {
             writable: AtomicBool::new(true),
             cause: Mutex::new(None),
             wake: Notify::new(),
+            guard: OnceLock::new(),
         }
     }
 }
@@ -61,9 +75,29 @@ impl StoreHealth {
         Arc::new(StoreHealth::default())
     }
 
-    /// Whether logins may use the store.
+    /// Whether the store took its last writes.
     pub fn is_writable(&self) -> bool {
         self.writable.load(Ordering::Acquire)
+    }
+
+    /// Installs the store's per-login check (once; later calls are ignored).
+    pub fn set_guard(&self, guard: Guard) {
+        let _ = self.guard.set(guard);
+    }
+
+    /// Whether a login may use the store now: it takes writes, and its
+    /// per-login check passes (a failing check fails the store closed).
+    pub fn admit(&self) -> bool {
+        if !self.is_writable() {
+            return false;
+        }
+        match self.guard.get().map(|guard| guard()) {
+            Some(Err(cause)) => {
+                self.failed("files", &cause);
+                false
+            }
+            _ => true,
+        }
     }
 
     /// Why the store is not writable, if it is not.

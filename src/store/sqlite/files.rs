@@ -6,6 +6,15 @@
 //! which kills the process without a word. So the health monitor looks at the
 //! files themselves, before it lets anything reach SQLite.
 //!
+//! inotify does not report a `chattr`, and a login may come before the next
+//! probe, so the login path itself asks, with one access(2) on the `-shm`
+//! file ([`DbFiles::guard`]), before anything reaches SQLite.
+//!
+//! A full file system fails SQLite's writes one by one, but a failed write
+//! leaves the space it had taken to the next, smaller one, so the probe's own
+//! write can pass on a full disk; the probe therefore also asks for free
+//! space ([`MIN_FREE`]).
+//!
 //! The check never opens the files: closing any descriptor of a file drops
 //! every POSIX lock the process holds on it (fcntl(2), "Advisory record
 //! locking"), SQLite's locks included. It compares the path's inode with the
@@ -16,7 +25,11 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{Access, access};
+use rustix::fs::{Access, access, statvfs};
+
+/// Below this much free space for unprivileged writers the store counts as
+/// full: SQLite needs room for WAL frames and a checkpoint.
+pub const MIN_FREE: u64 = 1024 * 1024;
 
 /// The database file opened at start and where it lives.
 #[derive(Debug)]
@@ -48,6 +61,14 @@ pub enum FileFault {
         path: PathBuf,
         /// What access(2) said.
         error: std::io::Error,
+    },
+    /// The file system is (nearly) full.
+    #[error("the file system of {path} is full ({free} bytes free)")]
+    Full {
+        /// The database file.
+        path: PathBuf,
+        /// Bytes available to unprivileged writers.
+        free: u64,
     },
     /// The path cannot be examined.
     #[error("cannot examine {path}: {error}")]
@@ -83,7 +104,20 @@ impl DbFiles {
         })
     }
 
-    /// Whether the files are the ones opened and all writable.
+    /// The login path's check, one system call: whether SQLite may touch
+    /// its memory-mapped `-shm` file (immutable → SIGBUS on ext4).
+    pub(super) fn guard(&self) -> Result<(), FileFault> {
+        let [_, shm] = self.companions();
+        match access(&shm, Access::WRITE_OK) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+            Err(errno) => Err(FileFault::NotWritable {
+                path: shm,
+                error: errno.into(),
+            }),
+        }
+    }
+
+    /// Whether the files are the ones opened, all writable, with room to grow.
     pub(super) fn check(&self) -> Result<(), FileFault> {
         let meta = match std::fs::metadata(&self.path) {
             Ok(meta) => meta,
@@ -112,6 +146,15 @@ impl DbFiles {
                         error: errno.into(),
                     });
                 }
+            }
+        }
+        if let Ok(fs) = statvfs(&self.path) {
+            let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+            if free < MIN_FREE {
+                return Err(FileFault::Full {
+                    path: self.path.clone(),
+                    free,
+                });
             }
         }
         Ok(())
@@ -170,5 +213,62 @@ mod tests {
             "{result:?}"
         );
         files.check().unwrap();
+    }
+
+    /// A read-only mount (EROFS) is seen like an immutable file. Needs root
+    /// for the mount; skipped elsewhere.
+    #[test]
+    fn a_read_only_mount_is_not_writable() {
+        use std::process::Command;
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("cannot mount a tmpfs here: skipped");
+            return;
+        }
+        let path = dir.path().join("db");
+        std::fs::write(&path, b"x").unwrap();
+        let files = DbFiles::new(&path).unwrap();
+        files.check().unwrap();
+        let ro = Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        let result = files.check();
+        let _ = Command::new("umount").arg("-l").arg(dir.path()).status();
+        assert!(ro);
+        assert!(
+            matches!(&result, Err(FileFault::NotWritable { error, .. }) if error.raw_os_error() == Some(30)),
+            "EROFS: {result:?}"
+        );
+    }
+
+    /// Nearly no free space is a fault before SQLite fails a write.
+    #[test]
+    fn a_full_file_system_is_a_fault() {
+        use std::process::Command;
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("cannot mount a tmpfs here: skipped");
+            return;
+        }
+        let path = dir.path().join("db");
+        std::fs::write(&path, b"x").unwrap();
+        let files = DbFiles::new(&path).unwrap();
+        files.check().unwrap();
+        std::fs::write(dir.path().join("filler"), vec![0u8; 1536 * 1024]).unwrap();
+        let result = files.check();
+        let _ = Command::new("umount").arg("-l").arg(dir.path()).status();
+        assert!(matches!(result, Err(FileFault::Full { .. })), "{result:?}");
     }
 }

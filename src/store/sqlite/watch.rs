@@ -31,6 +31,8 @@ pub(super) fn spawn(files: Arc<DbFiles>, health: Arc<StoreHealth>) -> std::io::R
         .file_name()
         .map(|name| name.as_bytes().to_vec())
         .unwrap_or_default();
+    let guarded = files.clone();
+    health.set_guard(Box::new(move || guarded.guard().map_err(|f| f.to_string())));
     let fd = inotify::init(CreateFlags::CLOEXEC)?;
     inotify::add_watch(
         &fd,

@@ -5,10 +5,9 @@
 //! dashboard queries exists (so the dashboard cannot drift from the code).
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::common::http_get as get;
 use crate::common::slapd::{ALICE, BOB, Slapd};
 use crate::common::*;
 
@@ -56,26 +55,6 @@ fn types(exposition: &str) -> BTreeMap<String, String> {
 }
 
 /// GET over plain HTTP/1.1: (status, body).
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (status, body)
-}
 
 #[test]
 fn the_families_of_issue_6_are_exported_with_their_types() {
