@@ -229,9 +229,10 @@ fn postgres_restart_rejects_meanwhile_and_recovers_without_losing_anything() {
     assert_eq!(http_status(r.metrics, "/readyz"), 503);
 
     pg.start_again();
-    // Same daemon, no restart: the enrollment made before is there, the
-    // step claimed before is still claimed, the next code works.
-    assert_eq!(http_status(r.metrics, "/readyz"), 200);
+    // Same daemon, no restart: ready again once its probe writes (every
+    // second), the enrollment made before is there, the step claimed
+    // before is still claimed, the next code works.
+    assert!(r.wait_for_readyz(200, Duration::from_secs(5)));
     let replay = radclient_auth(&r, "erin", &format!("pw-Erin-5,{first}"));
     replay.assert_code("Access-Reject");
     assert!(reply_message(&replay).contains("already used"));
