@@ -56,16 +56,39 @@ impl HttpState {
 
 /// The router with every route.
 pub fn router(state: HttpState) -> Router {
-    let mut router = Router::new()
+    // The admin API and the portal read and write the store: while it fails
+    // closed (see `store::health`) they answer 503 without touching it.
+    let mut guarded = Router::new().merge(admin::routes());
+    if let Some(portal) = &state.portal {
+        guarded = guarded.merge(crate::portal::routes(portal.clone()));
+    }
+    let guarded = guarded.layer(axum::middleware::from_fn_with_state(
+        state.health.clone(),
+        store_guard,
+    ));
+    Router::new()
         .merge(metrics::routes())
         .merge(health::routes())
-        .merge(admin::routes())
         .merge(oob::routes())
-        .merge(twilio::routes());
-    if let Some(portal) = &state.portal {
-        router = router.merge(crate::portal::routes(portal.clone()));
+        .merge(twilio::routes())
+        .merge(guarded)
+        .with_state(state)
+}
+
+async fn store_guard(
+    axum::extract::State(health): axum::extract::State<Arc<crate::store::health::StoreHealth>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if !health.admit() {
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "store unavailable\n",
+        )
+            .into_response();
     }
-    router.with_state(state)
+    next.run(request).await
 }
 
 /// Serves HTTP until `token` is cancelled, then finishes open requests.
