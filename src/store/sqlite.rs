@@ -768,6 +768,23 @@ mod tests {
         list.iter().map(|s| (*s).to_owned()).collect()
     }
 
+    /// A transaction that SQLite ended while sqlx still counts it open (what
+    /// a failed COMMIT on a full disk leaves) must not break the writer:
+    /// every later write used to fail with "non-zero transaction depth".
+    #[tokio::test]
+    async fn a_transaction_left_open_in_sqlx_does_not_break_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).await.unwrap();
+        {
+            let mut tx = store.write_tx().await.unwrap();
+            sqlx::query("ROLLBACK").execute(&mut *tx).await.unwrap();
+        }
+        store.set_totp("alice", b"sealed", 1).await.unwrap();
+        store.add_user("bob", HASH, 1).await.unwrap();
+        store.delete_user("bob").await.unwrap();
+        assert!(store.totp("alice").await.unwrap().is_some());
+    }
+
     #[tokio::test]
     async fn totp_debug_hides_secret() {
         let t = TotpRecord {
