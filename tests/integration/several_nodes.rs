@@ -5,8 +5,6 @@
 //! a PostgreSQL restart costs the requests made while it is down and nothing
 //! else.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,25 +54,6 @@ fn reply_message(reply: &RadclientReply) -> String {
         .attribute("Reply-Message")
         .unwrap_or_default()
         .to_string()
-}
-
-/// `GET path` on a node's HTTP listener; the status code.
-fn http_status(addr: SocketAddr, path: &str) -> u16 {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
 }
 
 #[test]
@@ -203,7 +182,7 @@ fn postgres_restart_rejects_meanwhile_and_recovers_without_losing_anything() {
     let now = unix_now();
     let first = code_at(&seed, now);
     radclient_auth(&r, "erin", &format!("pw-Erin-5,{first}")).assert_code("Access-Accept");
-    assert_eq!(http_status(r.metrics, "/readyz"), 200);
+    assert_eq!(r.readyz(), 200);
 
     pg.stop();
     let started = Instant::now();
@@ -226,7 +205,7 @@ fn postgres_restart_rejects_meanwhile_and_recovers_without_losing_anything() {
     assert!(r.wait_for_log("store_unavailable", Duration::from_secs(5)));
     assert!(r.metric(r#"rampart_rejects_total{reason="store_unavailable"}"#) >= 1.0);
     assert!(r.metric(r#"rampart_store_errors_total{operation="login_state"}"#) >= 1.0);
-    assert_eq!(http_status(r.metrics, "/readyz"), 503);
+    assert_eq!(r.readyz(), 503);
 
     pg.start_again();
     // Same daemon, no restart: ready again once its probe writes (every

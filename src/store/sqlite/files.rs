@@ -215,33 +215,50 @@ mod tests {
         files.check().unwrap();
     }
 
-    /// A read-only mount (EROFS) is seen like an immutable file. Needs root
-    /// for the mount; skipped elsewhere.
-    #[test]
-    fn a_read_only_mount_is_not_writable() {
-        use std::process::Command;
+    /// A tmpfs of `size` with a database file `db` in it (unmounted when
+    /// the returned guard drops); None where mounting needs root we lack.
+    fn tmpfs_with_db(size: &str) -> Option<(Mounted, DbFiles)> {
         let dir = tempfile::tempdir().unwrap();
-        let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(dir.path())
             .status()
             .is_ok_and(|s| s.success());
         if !mounted {
             eprintln!("cannot mount a tmpfs here: skipped");
-            return;
+            return None;
         }
         let path = dir.path().join("db");
         std::fs::write(&path, b"x").unwrap();
         let files = DbFiles::new(&path).unwrap();
         files.check().unwrap();
-        let ro = Command::new("mount")
+        Some((Mounted(dir), files))
+    }
+
+    struct Mounted(tempfile::TempDir);
+
+    impl Drop for Mounted {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(self.0.path())
+                .status();
+        }
+    }
+
+    /// A read-only mount (EROFS) is seen like an immutable file.
+    #[test]
+    fn a_read_only_mount_is_not_writable() {
+        let Some((mount, files)) = tmpfs_with_db("4m") else {
+            return;
+        };
+        let ro = std::process::Command::new("mount")
             .args(["-o", "remount,ro"])
-            .arg(dir.path())
+            .arg(mount.0.path())
             .status()
             .is_ok_and(|s| s.success());
-        let result = files.check();
-        let _ = Command::new("umount").arg("-l").arg(dir.path()).status();
         assert!(ro);
+        let result = files.check();
         assert!(
             matches!(&result, Err(FileFault::NotWritable { error, .. }) if error.raw_os_error() == Some(30)),
             "EROFS: {result:?}"
@@ -251,24 +268,11 @@ mod tests {
     /// Nearly no free space is a fault before SQLite fails a write.
     #[test]
     fn a_full_file_system_is_a_fault() {
-        use std::process::Command;
-        let dir = tempfile::tempdir().unwrap();
-        let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !mounted {
-            eprintln!("cannot mount a tmpfs here: skipped");
+        let Some((mount, files)) = tmpfs_with_db("2m") else {
             return;
-        }
-        let path = dir.path().join("db");
-        std::fs::write(&path, b"x").unwrap();
-        let files = DbFiles::new(&path).unwrap();
-        files.check().unwrap();
-        std::fs::write(dir.path().join("filler"), vec![0u8; 1536 * 1024]).unwrap();
+        };
+        std::fs::write(mount.0.path().join("filler"), vec![0u8; 1536 * 1024]).unwrap();
         let result = files.check();
-        let _ = Command::new("umount").arg("-l").arg(dir.path()).status();
         assert!(matches!(result, Err(FileFault::Full { .. })), "{result:?}");
     }
 }
