@@ -35,6 +35,8 @@ pub const MIN_FREE: u64 = 1024 * 1024;
 #[derive(Debug)]
 pub(super) struct DbFiles {
     path: PathBuf,
+    /// `-shm`, checked on every login: built once.
+    shm: PathBuf,
     /// Device and inode at open.
     identity: (u64, u64),
 }
@@ -84,8 +86,11 @@ impl DbFiles {
     /// Remembers the file now at `path` (opened by the caller).
     pub(super) fn new(path: &Path) -> std::io::Result<DbFiles> {
         let meta = std::fs::metadata(path)?;
+        let mut shm = path.to_path_buf().into_os_string();
+        shm.push("-shm");
         Ok(DbFiles {
             path: path.to_path_buf(),
+            shm: PathBuf::from(shm),
             identity: (meta.dev(), meta.ino()),
         })
     }
@@ -95,23 +100,20 @@ impl DbFiles {
         &self.path
     }
 
-    /// The `-wal` and `-shm` files beside the database.
-    fn companions(&self) -> [PathBuf; 2] {
-        ["-wal", "-shm"].map(|suffix| {
-            let mut name = self.path.clone().into_os_string();
-            name.push(suffix);
-            PathBuf::from(name)
-        })
+    /// The `-wal` file beside the database.
+    fn wal(&self) -> PathBuf {
+        let mut name = self.path.clone().into_os_string();
+        name.push("-wal");
+        PathBuf::from(name)
     }
 
     /// The login path's check, one system call: whether SQLite may touch
     /// its memory-mapped `-shm` file (immutable → SIGBUS on ext4).
     pub(super) fn guard(&self) -> Result<(), FileFault> {
-        let [_, shm] = self.companions();
-        match access(&shm, Access::WRITE_OK) {
+        match access(&self.shm, Access::WRITE_OK) {
             Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
             Err(errno) => Err(FileFault::NotWritable {
-                path: shm,
+                path: self.shm.clone(),
                 error: errno.into(),
             }),
         }
@@ -134,8 +136,7 @@ impl DbFiles {
         if (meta.dev(), meta.ino()) != self.identity {
             return Err(FileFault::Replaced(self.path.clone()));
         }
-        let [wal, shm] = self.companions();
-        for path in [self.path.clone(), wal, shm] {
+        for path in [self.path.clone(), self.wal(), self.shm.clone()] {
             match access(&path, Access::WRITE_OK) {
                 Ok(()) => {}
                 // SQLite creates the -wal and -shm files when it needs them.
