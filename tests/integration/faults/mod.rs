@@ -4,6 +4,7 @@
 //! never a wrong Accept; the cause in a metric and a log line; `/readyz`
 //! telling the truth; service back by itself when the fault ends.
 
+mod database;
 mod directory;
 mod hostile;
 mod nas;

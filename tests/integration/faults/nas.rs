@@ -21,7 +21,6 @@ pub struct Sent {
     pub took: Duration,
     /// `None`: no answer within the NAS's wait.
     pub code: Option<String>,
-    #[allow(dead_code)]
     pub reply_message: Option<String>,
 }
 
