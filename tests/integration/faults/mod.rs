@@ -9,3 +9,4 @@ mod directory;
 mod hostile;
 mod nas;
 mod store;
+mod texts_and_calls;

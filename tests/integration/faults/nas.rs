@@ -145,3 +145,31 @@ pub fn between(sent: &[Sent], from: Instant, until: Instant) -> Vec<Sent> {
         .cloned()
         .collect()
 }
+
+/// Sends every login at once, each from its own NAS; waits for all.
+pub fn concurrently(server: SocketAddr, logins: &[Login]) -> Vec<Sent> {
+    let workers: Vec<_> = logins
+        .iter()
+        .cloned()
+        .map(|login| std::thread::spawn(move || send(server, &login, NAS_WAIT_SECS)))
+        .collect();
+    workers.into_iter().map(|w| w.join().unwrap()).collect()
+}
+
+/// Asserts every login got a Reject within `deadline` whose Reply-Message
+/// says `message`; returns the slowest answer.
+#[track_caller]
+pub fn assert_rejected_within(sent: &[Sent], deadline: Duration, message: &str) -> Duration {
+    let slowest = assert_answered_within(sent, deadline);
+    for login in sent {
+        assert_eq!(login.code.as_deref(), Some("Access-Reject"), "{login:?}");
+        assert!(
+            login
+                .reply_message
+                .as_deref()
+                .is_some_and(|m| m.contains(message)),
+            "{message:?}: {login:?}"
+        );
+    }
+    slowest
+}
