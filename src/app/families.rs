@@ -47,7 +47,7 @@ const COUNTERS: &[(&str, &str)] = &[
     ),
     (
         "rampart_oob_delivery_failures_total",
-        "Pushes, calls and texts a provider did not accept, by channel and reason.",
+        "Pushes, calls and texts a provider did not accept, by channel and reason (timeout, connect, status, protocol; busy: no delivery slot in time).",
     ),
     (
         "rampart_oob_rate_limited_total",
@@ -253,6 +253,11 @@ pub fn register(config: &Config) {
         }
         for reason in ["timeout", "connect", "status"] {
             metrics::counter!("rampart_oob_delivery_failures_total", "channel" => channel, "reason" => reason)
+                .increment(0);
+        }
+        if channel != "sms" {
+            // No delivery slot within `DELIVERY_SLOT_WAIT` (pushes and calls).
+            metrics::counter!("rampart_oob_delivery_failures_total", "channel" => channel, "reason" => "busy")
                 .increment(0);
         }
         metrics::counter!("rampart_oob_rate_limited_total", "channel" => channel).increment(0);

@@ -57,6 +57,11 @@ impl Faulty {
         }
     }
 
+    /// `http://127.0.0.1:PORT`, for a server URL (ntfy).
+    pub fn base(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
     pub fn set_mode(&self, mode: Mode) {
         *self.shared.mode.lock().unwrap() = Some(mode);
     }
@@ -99,7 +104,8 @@ fn serve(stream: TcpStream, shared: &Shared) {
     let mut stream = reader.into_inner();
     match mode {
         Mode::Status(status) => {
-            let body = format!("{{\"status\":{status}}}");
+            // An `id`, as ntfy's stored message has.
+            let body = format!("{{\"id\":\"faulty\",\"status\":{status}}}");
             let _ = write!(
                 stream,
                 "HTTP/1.1 {status} Status {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",

@@ -8,5 +8,6 @@ mod database;
 mod directory;
 mod hostile;
 mod nas;
+mod push_and_duo;
 mod store;
 mod texts_and_calls;
