@@ -565,7 +565,7 @@ impl Pipeline {
                 ),
             ));
         }
-        metrics::counter!("rampart_sms_codes_sent_total").increment(1);
+        metrics::counter!(crate::factor::sms::SMS_CODES_SENT).increment(1);
         Ok(())
     }
 

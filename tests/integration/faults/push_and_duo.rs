@@ -125,6 +125,13 @@ fn a_hung_or_failing_duo_rejects_in_time_and_recovers() {
         ..Options::default()
     });
     assert!(rampart.wait_for_log("Duo reachable", Duration::from_secs(10)));
+    let metrics = rampart.metrics();
+    for series in [
+        r#"rampart_provider_errors_total{provider="duo",reason="timeout"} 0"#,
+        r#"rampart_provider_requests_total{provider="duo",outcome="unavailable"} 0"#,
+    ] {
+        assert!(metrics.contains(series), "{series}: {metrics}");
+    }
     let logins: Vec<Login> = (0..4)
         .map(|i| {
             let user = format!("duo{i}");

@@ -79,6 +79,16 @@ fn a_hung_or_failing_twilio_rejects_texts_and_calls_in_time_and_recovers() {
         &twilio_section("phone", &twilio, "ring_secs = 20\n"),
     );
     twilio.deliver_callbacks_to(rampart.metrics);
+    // In the first scrape, before any fault: an alert on them can fire.
+    let metrics = rampart.metrics();
+    for series in [
+        r#"rampart_provider_requests_total{provider="twilio_sms",outcome="timeout"} 0"#,
+        r#"rampart_provider_requests_total{provider="twilio_call",outcome="status"} 0"#,
+        r#"rampart_oob_delivery_failures_total{channel="phone",reason="busy"} 0"#,
+        "rampart_sms_codes_sent_total 0",
+    ] {
+        assert!(metrics.contains(series), "{series}: {metrics}");
+    }
 
     let mut slowest = Vec::new();
     for (tag, fault, reason) in [
