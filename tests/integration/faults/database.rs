@@ -56,6 +56,20 @@ fn watch(rampart: &Rampart, span: Duration) -> Vec<(u16, f64)> {
     seen
 }
 
+/// Service is back, no restart: a wrong code is told so, the right one works.
+fn assert_service_back(rampart: &Rampart, grace: &[u8]) {
+    assert_eq!(rampart.metric("rampart_store_writable"), 1.0);
+    let wrong = send(
+        rampart.radius,
+        &Login::new("grace", &format!("pw-Grace-7,{}", wrong_code(grace)), false),
+        5,
+    );
+    assert_eq!(wrong.reply_message.as_deref(), Some("Wrong code."));
+    let next = format!("pw-Grace-7,{}", code_at(grace, unix_now()));
+    let accepted = send(rampart.radius, &Login::new("grace", &next, true), 5);
+    assert!(accepted.accepted(), "{accepted:?}\n{}", rampart.logs());
+}
+
 #[test]
 fn a_stopped_database_is_a_quick_generic_reject_until_it_is_started_again() {
     let mut pg = Postgres::start();
@@ -119,21 +133,7 @@ fn a_stopped_database_is_a_quick_generic_reject_until_it_is_started_again() {
     assert!(rampart.logs().contains("store cannot be written"));
     assert!(rampart.logs().contains("store takes writes again"));
 
-    // Service is back, no restart: a wrong code is told so, the next one works.
-    assert_eq!(rampart.metric("rampart_store_writable"), 1.0);
-    let wrong = send(
-        rampart.radius,
-        &Login::new(
-            "grace",
-            &format!("pw-Grace-7,{}", wrong_code(&grace)),
-            false,
-        ),
-        5,
-    );
-    assert_eq!(wrong.reply_message.as_deref(), Some("Wrong code."));
-    let next = format!("pw-Grace-7,{}", code_at(&grace, unix_now()));
-    let accepted = send(rampart.radius, &Login::new("grace", &next, true), 5);
-    assert!(accepted.accepted(), "{accepted:?}\n{}", rampart.logs());
+    assert_service_back(&rampart, &grace);
     assert!(rampart.is_running());
     eprintln!(
         "{} logins, {} during the {OUTAGE:?} outage, slowest answer {slowest:?}, errors {errors}, ready {back:?} after the start",

@@ -167,6 +167,8 @@ fn a_hung_or_failing_duo_rejects_in_time_and_recovers() {
     );
     assert!(rampart.logs().contains("outcome=\"unavailable\""));
 
+    held_push_when_duo_hangs(&rampart, &duo, &logins[1]);
+
     duo.set_hanging(false);
     duo.set_failing(false);
     let back = send(rampart.radius, &logins[0], 20);
@@ -176,6 +178,34 @@ fn a_hung_or_failing_duo_rejects_in_time_and_recovers() {
 
 /// Logins in the burst: more than four rounds of delivery slots.
 const BURST: u64 = 600;
+/// Duo hangs while a push is held (its `auth_status` long-polls are read
+/// and never answered): the NAS gets the Reject at the hold's end, never
+/// later, and it is the user's timeout, not the fail mode's.
+fn held_push_when_duo_hangs(rampart: &Rampart, duo: &DuoEmulator, login: &Login) {
+    duo.set_hanging(false);
+    duo.set_failing(false);
+    duo.set_user(&login.user, User::with_phone(Phone::Hold));
+    let before = duo.accepted("/auth/v2/auth");
+    let (server, nas_login) = (rampart.radius, login.clone());
+    let nas = std::thread::spawn(move || send(server, &nas_login, 30));
+    assert!(
+        duo.wait_for_accepted("/auth/v2/auth", before + 1, Duration::from_secs(10)),
+        "{}",
+        rampart.logs()
+    );
+    duo.set_hanging(true);
+    let held = nas.join().unwrap();
+    assert_eq!(held.code.as_deref(), Some("Access-Reject"), "{held:?}");
+    let hold = Duration::from_secs(HOLD_SECS);
+    assert!(held.took >= hold - Duration::from_secs(1), "{held:?}");
+    assert!(held.took <= hold + Duration::from_secs(4), "{held:?}");
+    assert_eq!(
+        rampart.metric("rampart_provider_requests_total{provider=\"duo\",outcome=\"timeout\"}"),
+        1.0
+    );
+    eprintln!("Duo hung during a held push: Reject after {:?}", held.took);
+}
+
 /// Seconds `rampart-load park` waits for answers after its last send: the
 /// longest wait for a delivery slot, the push timeout, and a margin. One
 /// provider timeout per round of slots would need 5 × 3 s here.
