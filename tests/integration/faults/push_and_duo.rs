@@ -165,6 +165,7 @@ fn a_hung_or_failing_duo_rejects_in_time_and_recovers() {
         rampart.metric("rampart_failopen_total{provider=\"duo\"}"),
         0.0
     );
+    assert!(rampart.logs().contains("Duo request failed"));
     assert!(rampart.logs().contains("outcome=\"unavailable\""));
 
     held_push_when_duo_hangs(&rampart, &duo, &logins[1]);
