@@ -433,6 +433,9 @@ impl Directory {
     /// alone proves nothing: a hung server (stopped, deadlocked) still has
     /// the kernel accept and keep its connections. Any result, even a
     /// refusal, is an answer; a timeout drops the connection like a login's.
+    /// Without a service account the read runs on a bind connection, maybe
+    /// still bound as the last user: it asks for no attributes, and its
+    /// result decides nothing but readiness.
     pub async fn probe(&self) -> Result<(), PrimaryError> {
         let pool = self.service.as_ref().unwrap_or(&self.bind);
         let mut lease = self.acquire(pool).await?;
