@@ -47,7 +47,7 @@ const COUNTERS: &[(&str, &str)] = &[
     ),
     (
         "rampart_oob_delivery_failures_total",
-        "Pushes, calls and texts a provider did not accept, by channel and reason.",
+        "Pushes, calls and texts a provider did not accept, by channel and reason (timeout, connect, status, protocol; busy: no delivery slot in time).",
     ),
     (
         "rampart_oob_rate_limited_total",
@@ -60,6 +60,10 @@ const COUNTERS: &[(&str, &str)] = &[
     (
         "rampart_provider_requests_total",
         "Calls to provider APIs (Twilio, SMS gateway, Duo) by provider and outcome.",
+    ),
+    (
+        crate::factor::sms::SMS_CODES_SENT,
+        "SMS sign-in codes the provider accepted.",
     ),
     (
         "rampart_provider_errors_total",
@@ -177,6 +181,44 @@ const STORE_OPERATIONS: &[&str] = &[
     "files",
 ];
 
+/// The provider API series a fault shows first (a hung or failing SMS
+/// gateway, Twilio, Duo), at zero for the providers configured.
+fn register_providers(config: &Config) {
+    let mut delivering = Vec::new();
+    if let Some(sms) = &config.sms {
+        delivering.push(match sms {
+            crate::factor::sms::SmsConfig::Twilio(_) => "twilio_sms",
+            crate::factor::sms::SmsConfig::Template(_) => "sms_template",
+        });
+        metrics::counter!(crate::factor::sms::SMS_CODES_SENT).increment(0);
+    }
+    if config.phone.is_some() {
+        delivering.push("twilio_call");
+    }
+    for provider in delivering {
+        for outcome in ["ok", "timeout", "connect", "status"] {
+            metrics::counter!("rampart_provider_requests_total", "provider" => provider, "outcome" => outcome)
+                .increment(0);
+        }
+    }
+    if config.duo.is_some() {
+        for outcome in ["allow", "deny", "timeout", "unavailable"] {
+            metrics::counter!("rampart_provider_requests_total", "provider" => "duo", "outcome" => outcome)
+                .increment(0);
+        }
+        for reason in [
+            "timeout",
+            "connect",
+            "server",
+            "credentials",
+            "rate_limited",
+        ] {
+            metrics::counter!("rampart_provider_errors_total", "provider" => "duo", "reason" => reason)
+                .increment(0);
+        }
+    }
+}
+
 /// Describes every family once, at start.
 pub fn describe() {
     for (name, help) in COUNTERS {
@@ -255,11 +297,17 @@ pub fn register(config: &Config) {
             metrics::counter!("rampart_oob_delivery_failures_total", "channel" => channel, "reason" => reason)
                 .increment(0);
         }
+        if channel != "sms" {
+            // No delivery slot within `DELIVERY_SLOT_WAIT` (pushes and calls).
+            metrics::counter!("rampart_oob_delivery_failures_total", "channel" => channel, "reason" => "busy")
+                .increment(0);
+        }
         metrics::counter!("rampart_oob_rate_limited_total", "channel" => channel).increment(0);
     }
     if config.duo.is_some() {
         metrics::counter!("rampart_failopen_total", "provider" => "duo").increment(0);
     }
+    register_providers(config);
     if config.radsec.is_some() {
         metrics::gauge!("rampart_radsec_open_connections").increment(0.0);
         for reason in ["unknown_ca", "unknown_client", "no_certificate", "timeout"] {

@@ -349,13 +349,29 @@ impl Pipeline {
             );
         }
         let approval = oob.approval(&parked.txn(), context);
-        // The semaphore is never closed, so acquiring only waits.
-        let slot = oob.deliveries.acquire().await.ok();
-        let delivered = deliver(approval).await;
-        drop(slot);
-        if let Err(error) = delivered {
-            warn!(%error, user, channel = factor, "out-of-band delivery failed");
-            metrics::counter!("rampart_oob_delivery_failures_total", "channel" => factor, "reason" => error.reason())
+        // The semaphore is never closed, so acquiring only waits, and only
+        // so long (see `DELIVERY_SLOT_WAIT`).
+        let delivered = match tokio::time::timeout(
+            crate::factor::oob::DELIVERY_SLOT_WAIT,
+            oob.deliveries.acquire(),
+        )
+        .await
+        {
+            Ok(slot) => {
+                let delivered = deliver(approval)
+                    .await
+                    .map_err(|e| (e.reason(), e.to_string()));
+                drop(slot);
+                delivered
+            }
+            Err(_) => Err((
+                "busy",
+                "every delivery slot stayed busy: the service is slow or hung".to_string(),
+            )),
+        };
+        if let Err((reason, error)) = delivered {
+            warn!(%error, reason, user, channel = factor, "out-of-band delivery failed");
+            metrics::counter!("rampart_oob_delivery_failures_total", "channel" => factor, "reason" => reason)
                 .increment(1);
             // The outcome family covers every way a held login ends.
             metrics::counter!("rampart_oob_outcomes_total", "channel" => factor, "outcome" => "error")
@@ -549,7 +565,7 @@ impl Pipeline {
                 ),
             ));
         }
-        metrics::counter!("rampart_sms_codes_sent_total").increment(1);
+        metrics::counter!(crate::factor::sms::SMS_CODES_SENT).increment(1);
         Ok(())
     }
 

@@ -427,14 +427,28 @@ impl Directory {
         )))
     }
 
-    /// Readiness (`/readyz`): some directory server gives a connection now —
-    /// an idle pooled one that is still open, or a new one (TCP, TLS and the
-    /// service bind) within `timeout_ms`. Costs no LDAP operation when the
-    /// pool is warm.
+    /// Readiness (`/readyz`): some directory server answers now — on an
+    /// idle pooled connection or a new one (TCP, TLS and the service bind),
+    /// one read of the root DSE within `timeout_ms` each. An open connection
+    /// alone proves nothing: a hung server (stopped, deadlocked) still has
+    /// the kernel accept and keep its connections. Any result, even a
+    /// refusal, is an answer; a timeout drops the connection like a login's.
+    /// Without a service account the read runs on a bind connection, maybe
+    /// still bound as the last user: it asks for no attributes, and its
+    /// result decides nothing but readiness.
     pub async fn probe(&self) -> Result<(), PrimaryError> {
         let pool = self.service.as_ref().unwrap_or(&self.bind);
-        self.acquire(pool).await?.release();
-        Ok(())
+        let mut lease = self.acquire(pool).await?;
+        match lease
+            .search("", Scope::Base, "(objectClass=*)", &[], 1)
+            .await
+        {
+            Ok(_) => {
+                lease.release();
+                Ok(())
+            }
+            Err(error) => Err(unavailable(format!("root DSE read failed: {error}"))),
+        }
     }
 
     /// A connection from `pool`: an idle one, or a new one from the first

@@ -348,6 +348,14 @@ impl OobHandle {
 /// Deliveries in flight at once (see [`OutOfBand::deliveries`]).
 pub const MAX_CONCURRENT_DELIVERIES: usize = 128;
 
+/// Longest a login waits for a delivery slot. A service that takes
+/// deliveries turns the slots over in milliseconds; when every slot stays
+/// busy this long the service is hung or failing, and a login waiting on
+/// would get its Reject one provider timeout later per round of slots,
+/// long past its NAS's deadline. So a login is answered at most this plus
+/// the provider's `timeout_secs` after it asked.
+pub const DELIVERY_SLOT_WAIT: Duration = Duration::from_secs(5);
+
 /// Everything out of band the daemon has: the policy, the parked logins, the
 /// token signer, the send limit, and the configured providers. Shared by the
 /// pipeline (which parks and decides) and the HTTP listener (which answers).

@@ -22,6 +22,9 @@ use serde::Deserialize;
 
 use super::oob::SmsSender;
 
+/// SMS sign-in codes the provider accepted (a counter).
+pub const SMS_CODES_SENT: &str = "rampart_sms_codes_sent_total";
+
 pub use template::{TemplateSms, TemplateSmsConfig};
 pub use twilio::{TwilioSms, TwilioSmsConfig};
 

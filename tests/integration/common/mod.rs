@@ -8,6 +8,7 @@
 pub mod browser;
 pub mod certs;
 pub mod duo;
+pub mod faulty;
 pub mod freeradius;
 pub mod mock_ad;
 pub mod ntfy;

@@ -330,6 +330,18 @@ impl Slapd {
         let _ = child.wait();
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, `KILL`) to slapd itself, not to its
+    /// `timeout` wrapper (which passes on only the signals it can catch).
+    pub fn signal(&self, signal: &str) {
+        let pid = std::fs::read_to_string(self.dir.path().join("slapd.pid")).expect("slapd.pid");
+        let sent = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.trim())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(sent, "kill -{signal} slapd");
+    }
+
     /// Starts slapd again on the same ports with the same data.
     pub fn restart(&mut self) {
         self.stop();

@@ -44,6 +44,14 @@ fn send_raw(rampart: &Rampart, user: &str, station: &str) -> bool {
 /// A User-Name that would forge an audit line and drive the terminal.
 const FORGED: &str = "mallory\r\n2026-12-07T00:00:00.000000Z  INFO rampart::audit: decision user=admin outcome=\"accept\"\u{1b}]0;owned\u{7}\u{1b}[2J";
 
+/// The audit line about mallory: its target comes before the name.
+fn is_mallory_decision(line: &str) -> bool {
+    matches!(
+        (line.find("rampart::audit: decision"), line.find("mallory")),
+        (Some(audit), Some(name)) if audit < name
+    )
+}
+
 #[test]
 fn client_bytes_never_reach_the_log_or_the_admin_terminal_raw() {
     let rampart = Rampart::start();
@@ -52,7 +60,13 @@ fn client_bytes_never_reach_the_log_or_the_admin_terminal_raw() {
         send_raw(&rampart, FORGED, "10.0.0.1\n\u{0}\u{7}"),
         "answered"
     );
-    assert!(rampart.wait_for_log("decision", Duration::from_secs(5)));
+    // Not `wait_for_log("decision")`: debug lines carry the forged name,
+    // which reads "decision" too, before the audit line is written.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !rampart.logs().lines().any(is_mallory_decision) {
+        assert!(std::time::Instant::now() < deadline, "{}", rampart.logs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let logs = rampart.logs();
     assert!(
         !logs.lines().any(|l| l.starts_with("2026-12-07T00:00:00")),
@@ -63,7 +77,7 @@ fn client_bytes_never_reach_the_log_or_the_admin_terminal_raw() {
     }
     let decision = logs
         .lines()
-        .find(|l| l.contains("decision") && l.contains("mallory"))
+        .find(|l| is_mallory_decision(l))
         .expect("the decision line");
     assert!(decision.contains("mallory\\u{d}\\u{a}2026"), "{decision}");
 

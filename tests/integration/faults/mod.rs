@@ -4,5 +4,10 @@
 //! never a wrong Accept; the cause in a metric and a log line; `/readyz`
 //! telling the truth; service back by itself when the fault ends.
 
+mod database;
+mod directory;
 mod hostile;
+mod nas;
+mod push_and_duo;
 mod store;
+mod texts_and_calls;

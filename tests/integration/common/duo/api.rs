@@ -69,6 +69,10 @@ async fn answer(
     headers: &HeaderMap,
     params: &[(String, String)],
 ) -> (StatusCode, Value) {
+    let hanging = state.lock().unwrap().hanging;
+    if hanging {
+        std::future::pending::<()>().await;
+    }
     {
         let mut s = state.lock().unwrap();
         if s.failing {

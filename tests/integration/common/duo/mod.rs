@@ -139,6 +139,8 @@ struct EmuState {
     keys: HashMap<String, String>,
     users: HashMap<String, User>,
     failing: bool,
+    /// Every request is read and never answered.
+    hanging: bool,
     rate_limit: u32,
     calls: Vec<Call>,
     txns: HashMap<String, Txn>,
@@ -186,6 +188,7 @@ impl DuoEmulator {
             keys: HashMap::from([(IKEY.to_string(), SKEY.to_string())]),
             users: HashMap::new(),
             failing: false,
+            hanging: false,
             rate_limit: 0,
             calls: Vec::new(),
             txns: HashMap::new(),
@@ -247,6 +250,12 @@ impl DuoEmulator {
     /// Answer 500 to every request (Duo having an outage).
     pub fn set_failing(&self, failing: bool) {
         self.state.lock().unwrap().failing = failing;
+    }
+
+    /// Read every request and never answer it (Duo hung: the TLS
+    /// connection is up, no HTTP answer comes).
+    pub fn set_hanging(&self, hanging: bool) {
+        self.state.lock().unwrap().hanging = hanging;
     }
 
     /// Answer 429 to the next `n` requests.

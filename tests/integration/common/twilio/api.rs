@@ -9,7 +9,7 @@ use base64::Engine;
 
 use super::callee::run_call;
 use super::twiml::read_twiml;
-use super::{ACCOUNT_SID, AUTH_TOKEN, Call, Callee, Shared, Sms};
+use super::{ACCOUNT_SID, AUTH_TOKEN, Call, Callee, Fault, Shared, Sms};
 
 fn error(status: StatusCode, code: u32, message: &str) -> Response {
     let body = serde_json::json!({
@@ -84,6 +84,24 @@ fn front(shared: &Shared, path_sid: &str, headers: &HeaderMap) -> Option<Respons
     None
 }
 
+/// A lasting fault, if one is set: counted, then never answered or refused.
+async fn faulted(shared: &Shared) -> Option<Response> {
+    let fault = shared.update(|s| {
+        if s.fault.is_some() {
+            s.requests += 1;
+        }
+        s.fault
+    })?;
+    match fault {
+        Fault::Hang => std::future::pending().await,
+        Fault::Status(status) => Some(error(
+            StatusCode::from_u16(status).unwrap(),
+            20500,
+            "Internal Server Error",
+        )),
+    }
+}
+
 async fn respond(shared: &Shared, body: serde_json::Value) -> Response {
     let (delay, drop) = shared.update(|s| (s.respond_after, std::mem::take(&mut s.drop_next)));
     if let Some(delay) = delay {
@@ -104,6 +122,9 @@ pub(super) async fn messages(
     headers: HeaderMap,
     Form(params): Form<Vec<(String, String)>>,
 ) -> Response {
+    if let Some(response) = faulted(&shared).await {
+        return response;
+    }
     if let Some(response) = front(&shared, &sid, &headers) {
         return response;
     }
@@ -167,6 +188,9 @@ pub(super) async fn calls(
     headers: HeaderMap,
     Form(params): Form<Vec<(String, String)>>,
 ) -> Response {
+    if let Some(response) = faulted(&shared).await {
+        return response;
+    }
     if let Some(response) = front(&shared, &sid, &headers) {
         return response;
     }

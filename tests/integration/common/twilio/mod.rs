@@ -102,6 +102,15 @@ pub struct Call {
     pub finished: bool,
 }
 
+/// A lasting API fault (until cleared), unlike the one-shot `fail_next`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Every API request is read and never answered; nothing is created.
+    Hang,
+    /// Every API request is refused with this status (e.g. 500).
+    Status(u16),
+}
+
 #[derive(Default)]
 struct Inner {
     /// Every API request, accepted or not.
@@ -114,6 +123,7 @@ struct Inner {
     fail_next: VecDeque<(u16, Option<u64>)>,
     respond_after: Option<Duration>,
     drop_next: bool,
+    fault: Option<Fault>,
 }
 
 struct Shared {
@@ -212,6 +222,11 @@ impl Twilio {
     /// created at once, as when an answer is lost on the way back).
     pub fn respond_after(&self, delay: Duration) {
         self.shared.update(|s| s.respond_after = Some(delay));
+    }
+
+    /// From now on every API request meets `fault`; `None` ends it.
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        self.shared.update(|s| s.fault = fault);
     }
 
     /// The next accepted request is recorded, then its connection is closed
