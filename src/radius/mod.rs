@@ -11,6 +11,8 @@ pub mod crypto;
 pub mod dedup;
 pub mod exchange;
 pub mod packet;
+#[cfg(test)]
+mod proptests;
 pub mod radsec;
 pub mod reply;
 pub mod request;
