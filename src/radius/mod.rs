@@ -14,6 +14,8 @@ pub mod packet;
 #[cfg(test)]
 mod proptests;
 pub mod radsec;
+#[cfg(test)]
+mod regressions;
 pub mod reply;
 pub mod request;
 pub mod server;
