@@ -218,8 +218,13 @@ impl Harness {
         let mut builder = axum::http::Request::builder()
             .method(method)
             .uri(uri)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(header::COOKIE, cookie);
+        if !headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+        {
+            builder = builder.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        }
         for (name, value) in headers {
             builder = builder.header(*name, value.trim_start());
         }
