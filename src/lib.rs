@@ -18,6 +18,8 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod factor;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod invite;
 pub mod live;

@@ -106,7 +106,7 @@ pub struct Pipeline {
 
 /// What the user typed after the password (or, without a password backend,
 /// instead of it).
-enum Asked {
+pub(crate) enum Asked {
     /// A TOTP, SMS or recovery code.
     Code(Secret<String>),
     /// `push`, `phone` or `sms` (Duo-compatible keywords).
@@ -140,7 +140,7 @@ fn unix_now() -> u64 {
 /// a code (six digits or a recovery code) or, when `keywords` is on, is a
 /// factor keyword (`push`, `phone`, `sms`); otherwise the whole text is the
 /// password.
-fn split_code(
+pub(crate) fn split_code(
     password: &str,
     separator: &str,
     keywords: bool,
@@ -172,7 +172,7 @@ fn is_hosted_passcode(text: &str) -> bool {
 
 /// What a request without a password backend carries in User-Password: a
 /// code, a keyword, or nothing.
-fn asked_alone(typed: Option<&Secret<String>>, keywords: bool) -> Asked {
+pub(crate) fn asked_alone(typed: Option<&Secret<String>>, keywords: bool) -> Asked {
     let Some(typed) = typed.filter(|t| !t.expose().trim().is_empty()) else {
         return Asked::Nothing;
     };

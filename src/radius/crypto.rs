@@ -110,7 +110,12 @@ pub fn check_request_message_authenticator(raw: &[u8], secret: &[u8]) -> Message
     let Some((length, offset)) = find_message_authenticator(raw) else {
         return MessageAuthenticatorCheck::Absent;
     };
-    let mut copy = raw[..length].to_vec();
+    // Shorter than its Length field: discarded anyway (RFC 2865 §3), and the
+    // MAC covers octets that never arrived, so it cannot be valid.
+    let Some(packet) = raw.get(..length) else {
+        return MessageAuthenticatorCheck::Invalid;
+    };
+    let mut copy = packet.to_vec();
     let received: [u8; 16] = copy[offset..offset + 16].try_into().unwrap_or([0; 16]);
     copy[offset..offset + 16].fill(0);
     let expected = message_authenticator(&copy, secret);

@@ -11,7 +11,11 @@ pub mod crypto;
 pub mod dedup;
 pub mod exchange;
 pub mod packet;
+#[cfg(test)]
+mod proptests;
 pub mod radsec;
+#[cfg(test)]
+mod regressions;
 pub mod reply;
 pub mod request;
 pub mod server;
