@@ -3,7 +3,7 @@
 #
 # Two rampart daemons, because one has one primary backend:
 #   L  backend = "local" (argon2id) + TOTP + webhook push to `rampart-load sink` (approves nothing)
-#   D  backend = "ldap" (the peer slapd, ../shared/peer/ldap-up.sh) + TOTP
+#   D  backend = "ldap" (a throwaway slapd started here, LDAP_USERS users) + TOTP
 # and 64 senders for SOAK_SECS:
 #   16  L: local password + TOTP code        (accept)
 #    8  L: password spray of invented names  (reject; argon2 for every one, lockout rows)
@@ -20,8 +20,8 @@
 #
 # Usage: benches/soak.sh [OUTDIR]
 # env:   SOAK_SECS (300)  RELOAD_SECS (15)  RSS_LIMIT_MIB (128)  LDAP_USERS (20000)
-#        LOCAL_USERS (300)  PUSH_USERS (200)  HOLD_SECS (20)  SKIP_BUILD (0)  PEER (../shared/peer)
-#        PORT_BASE (18140)
+#        LOCAL_USERS (300)  PUSH_USERS (200)  HOLD_SECS (20)  SKIP_BUILD (0)  PORT_BASE (18140)
+# needs: slapd, ldap-utils, radclient (freeradius-utils), curl, python3.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -33,7 +33,6 @@ LDAP_USERS="${LDAP_USERS:-20000}"
 LOCAL_USERS="${LOCAL_USERS:-300}"
 PUSH_USERS="${PUSH_USERS:-200}"
 HOLD_SECS="${HOLD_SECS:-20}"
-PEER="${PEER:-$REPO/../shared/peer}"
 BASE="${PORT_BASE:-18140}"
 L_RADIUS=$BASE L_HTTP=$((BASE + 1)) D_RADIUS=$((BASE + 2)) D_HTTP=$((BASE + 3))
 SINK=$((BASE + 4)) LDAP_PORT=$((BASE + 5))
@@ -48,8 +47,9 @@ CMDS="$OUT/commands.txt"
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 run() { printf '%s\n' "$*" >>"$CMDS"; "$@"; }
 
-[ -x "$PEER/ldap-up.sh" ] || { echo "needs the slapd peer script $PEER/ldap-up.sh (set PEER)" >&2; exit 2; }
-command -v radclient >/dev/null || { echo "needs radclient (freeradius-utils)" >&2; exit 2; }
+for tool in radclient curl python3 ldapwhoami /usr/sbin/slapd /usr/sbin/slapadd; do
+  command -v "$tool" >/dev/null || { echo "soak.sh needs $tool" >&2; exit 2; }
+done
 TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   log "cargo build --release --bins"
@@ -57,13 +57,10 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
 fi
 RAMPART="$TARGET/release/rampart"
 LOAD="$TARGET/release/rampart-load"
-export TMPDIR="$OUT/tmp"   # the peer scripts keep their state here
-mkdir -p "$TMPDIR"
 
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -x "$PEER/ldap-down.sh" ] && "$PEER/ldap-down.sh" >/dev/null 2>&1 || true
   wait 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -117,8 +114,56 @@ bind_dn = \"cn=radius-svc,dc=example,dc=org\"
 bind_password = \"radiussvcpw\"
 user_filter = \"(uid={user})\"" "")
 
+# A throwaway slapd: userNNNN / passNNNN under ou=people, a search-only service account.
+start_slapd() {
+  local dir="$OUT/slapd" schema=/etc/ldap/schema
+  mkdir -p "$dir/db"
+  cat >"$dir/slapd.conf" <<EOF
+include   $schema/core.schema
+include   $schema/cosine.schema
+include   $schema/inetorgperson.schema
+pidfile   $dir/slapd.pid
+modulepath /usr/lib/ldap
+moduleload back_mdb
+loglevel  0
+database  mdb
+maxsize   1073741824
+suffix    "dc=example,dc=org"
+rootdn    "cn=admin,dc=example,dc=org"
+directory $dir/db
+index     objectClass,uid eq
+access to attrs=userPassword by anonymous auth by * none
+access to * by dn.exact="cn=radius-svc,dc=example,dc=org" read by * none
+EOF
+  python3 - "$LDAP_USERS" >"$dir/init.ldif" <<'PY'
+import base64, hashlib, os, sys
+def ssha(pw):
+    salt = os.urandom(8)
+    return "{SSHA}" + base64.b64encode(hashlib.sha1(pw.encode() + salt).digest() + salt).decode()
+out, base = sys.stdout.write, "dc=example,dc=org"
+out(f"dn: {base}\nobjectClass: dcObject\nobjectClass: organization\no: Example\ndc: example\n\n")
+out(f"dn: cn=radius-svc,{base}\nobjectClass: applicationProcess\nobjectClass: simpleSecurityObject\n"
+    f"cn: radius-svc\nuserPassword: {ssha('radiussvcpw')}\n\n")
+out(f"dn: ou=people,{base}\nobjectClass: organizationalUnit\nou: people\n\n")
+for i in range(int(sys.argv[1])):
+    u = f"user{i:04d}"
+    out(f"dn: uid={u},ou=people,{base}\nobjectClass: inetOrgPerson\nuid: {u}\ncn: {u}\nsn: {u}\n"
+        f"userPassword: {ssha(f'pass{i:04d}')}\n\n")
+PY
+  /usr/sbin/slapadd -q -f "$dir/slapd.conf" -l "$dir/init.ldif"
+  timeout $((SOAK_SECS + 600)) /usr/sbin/slapd -d 0 -f "$dir/slapd.conf" \
+    -h "ldap://127.0.0.1:$LDAP_PORT/" </dev/null >"$dir/slapd.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do
+    ldapwhoami -x -H "ldap://127.0.0.1:$LDAP_PORT/" \
+      -D "uid=user0000,ou=people,dc=example,dc=org" -w pass0000 >/dev/null 2>&1 && return
+    sleep 0.1
+  done
+  echo "slapd did not start:" >&2; cat "$dir/slapd.log" >&2; exit 1
+}
 log "slapd with $LDAP_USERS users"
-run "$PEER/ldap-up.sh" -n "$LDAP_USERS" -p "$LDAP_PORT" -t $((SOAK_SECS + 600)) >"$OUT/ldap-up.txt"
+start_slapd
+echo "/usr/sbin/slapd -f $OUT/slapd/slapd.conf -h ldap://127.0.0.1:$LDAP_PORT/  ($LDAP_USERS users)" >>"$CMDS"
 
 log "$LOCAL_USERS local users (argon2id, one CLI run each) and TOTP seeds"
 for i in $(seq 0 $((LOCAL_USERS - 1))); do
