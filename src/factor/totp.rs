@@ -217,10 +217,9 @@ impl TotpFactor {
             .open(user.as_bytes(), &record.sealed_secret)
             .map_err(|_| TotpError::Unsealable)?;
         let totp = generator(&seed, self.config.skew, None, "x").ok_or(TotpError::Unsealable)?;
-        let Some(step) = totp.check(code, now) else {
+        let Some(step) = matching_step(&totp, code, now, self.config.skew, record.last_step) else {
             return Ok(TotpOutcome::Wrong);
         };
-        let step = i64::try_from(step).unwrap_or(i64::MAX);
         // Cheap early answer from the row already read; the claim below is the
         // atomic check that counts when two requests race.
         if record.last_step.is_some_and(|last| step <= last) {
@@ -232,6 +231,31 @@ impl TotpFactor {
             Ok(TotpOutcome::Replayed)
         }
     }
+}
+
+/// The step `code` belongs to within `skew` steps of `now`: the oldest one
+/// not yet claimed (newer than `last`), else the newest that matched (a
+/// replay), else none (a wrong code). Six digits collide between adjacent
+/// steps once in a million; taking the first match, as `Totp::check` does,
+/// turned such a collision with an already claimed step into a false
+/// "already used" (RFC 6238 §5.2 forbids reusing a step, not a code value).
+/// Compared in constant time, every step of the window.
+fn matching_step(totp: &Totp, code: &str, now: u64, skew: u8, last: Option<i64>) -> Option<i64> {
+    use subtle::ConstantTimeEq;
+    let origin = now / STEP_SECS;
+    let window = origin.saturating_sub(u64::from(skew))..=origin.saturating_add(u64::from(skew));
+    let mut matched = None;
+    for counter in window {
+        let expected = totp.generate(counter.saturating_mul(STEP_SECS)).to_string();
+        if bool::from(expected.as_bytes().ct_eq(code.as_bytes())) {
+            let step = i64::try_from(counter).unwrap_or(i64::MAX);
+            if last.is_none_or(|last| step > last) {
+                return Some(step);
+            }
+            matched = Some(step);
+        }
+    }
+    matched
 }
 
 /// A fresh random seed of [`SEED_LEN`] octets.
@@ -250,6 +274,29 @@ pub fn code_at(seed: &[u8], unix_time: u64) -> String {
 mod tests {
     use super::*;
     use crate::store::sqlite::SqliteStore;
+
+    /// The RFC 6238 seed gives the same code, 911617, at steps 910737 and
+    /// 910738 (found by search). With the older step claimed, the code
+    /// typed in the newer step is that step's, not a replay.
+    #[test]
+    fn a_code_shared_by_two_steps_belongs_to_the_unclaimed_one() {
+        let totp = generator(b"12345678901234567890", 1, None, "x").unwrap();
+        let now = 910_738 * STEP_SECS + 5;
+        assert_eq!(code_at(b"12345678901234567890", now), "911617");
+        assert_eq!(code_at(b"12345678901234567890", now - STEP_SECS), "911617");
+        assert_eq!(matching_step(&totp, "911617", now, 1, None), Some(910_737));
+        assert_eq!(
+            matching_step(&totp, "911617", now, 1, Some(910_737)),
+            Some(910_738),
+            "the first match is claimed already: the next one counts"
+        );
+        assert_eq!(
+            matching_step(&totp, "911617", now, 1, Some(910_738)),
+            Some(910_738),
+            "both claimed: a replay of the newest"
+        );
+        assert_eq!(matching_step(&totp, "000000", now, 1, None), None);
+    }
 
     /// RFC 6238 Appendix B, SHA1 seed "12345678901234567890". The RFC lists
     /// 8-digit codes; a 6-digit code is the same truncation mod 10^6, i.e. the
