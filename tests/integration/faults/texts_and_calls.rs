@@ -112,18 +112,7 @@ fn a_hung_or_failing_twilio_rejects_texts_and_calls_in_time_and_recovers() {
         );
         assert!(rampart.is_running());
         for (channel, provider) in [("sms", "twilio_sms"), ("phone", "twilio_call")] {
-            let failed = metric(
-                &rampart,
-                "rampart_oob_delivery_failures_total",
-                &format!("channel=\"{channel}\",reason=\"{reason}\""),
-            );
-            assert!(failed >= 2.0, "{channel} {reason}: {}", rampart.metrics());
-            let outcome = metric(
-                &rampart,
-                "rampart_provider_requests_total",
-                &format!("provider=\"{provider}\",outcome=\"{reason}\""),
-            );
-            assert!(outcome >= 2.0, "{provider} {reason}: {}", rampart.metrics());
+            assert_counted(&rampart, channel, provider, reason, 2.0);
         }
     }
     assert!(twilio.messages().is_empty() && twilio.calls().is_empty());
@@ -171,18 +160,7 @@ fn a_hung_or_failing_sms_gateway_rejects_in_time_and_recovers() {
         ));
         assert_eq!(rampart.readyz(), 200);
         assert!(rampart.is_running());
-        let failed = metric(
-            &rampart,
-            "rampart_oob_delivery_failures_total",
-            &format!("channel=\"sms\",reason=\"{reason}\""),
-        );
-        assert!(failed >= 4.0, "{}", rampart.metrics());
-        let outcome = metric(
-            &rampart,
-            "rampart_provider_requests_total",
-            &format!("provider=\"sms_template\",outcome=\"{reason}\""),
-        );
-        assert!(outcome >= 4.0, "{}", rampart.metrics());
+        assert_counted(&rampart, "sms", "sms_template", reason, 4.0);
     }
     assert!(rampart.logs().contains("SMS delivery failed"));
 
@@ -197,4 +175,29 @@ fn a_hung_or_failing_sms_gateway_rejects_in_time_and_recovers() {
     );
     assert!(gateway.bodies().last().unwrap().contains("sign-in+code"));
     eprintln!("SMS gateway: slowest answers (hang, 500) {slowest:?}");
+}
+
+/// `channel`'s delivery failures and `provider`'s requests, both with
+/// `reason`, were each counted at least `at_least` times.
+fn assert_counted(rampart: &Rampart, channel: &str, provider: &str, reason: &str, at_least: f64) {
+    let failed = metric(
+        rampart,
+        "rampart_oob_delivery_failures_total",
+        &format!("channel=\"{channel}\",reason=\"{reason}\""),
+    );
+    assert!(
+        failed >= at_least,
+        "{channel} {reason}: {}",
+        rampart.metrics()
+    );
+    let outcome = metric(
+        rampart,
+        "rampart_provider_requests_total",
+        &format!("provider=\"{provider}\",outcome=\"{reason}\""),
+    );
+    assert!(
+        outcome >= at_least,
+        "{provider} {reason}: {}",
+        rampart.metrics()
+    );
 }
